@@ -1,0 +1,57 @@
+# kascade — everything a fresh machine needs, from nothing: `make demo`, `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+FLOW := examples/shop/flow.yaml
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+.PHONY: venv
+venv: $(INSTALLED) ## create .venv and install kascade with its dev tools
+
+.PHONY: demo
+demo: $(INSTALLED) ## plan and draw the example flow (examples/shop)
+	$(BIN)/kascade lint $(FLOW)
+	$(BIN)/kascade plan $(FLOW)
+	$(BIN)/kascade diagram $(FLOW)
+
+.PHONY: lint
+lint: $(INSTALLED) ## ruff (lint and format check)
+	$(BIN)/ruff check operator tests benchmarks
+	$(BIN)/ruff format --check operator tests benchmarks
+
+.PHONY: typecheck
+typecheck: $(INSTALLED) ## mypy --strict on the package
+	$(BIN)/mypy operator/kascade/api operator/kascade/engine operator/kascade/cli
+
+.PHONY: unit
+unit: $(INSTALLED) ## unit tests (pure engine, CLI, CRDs)
+	$(BIN)/pytest tests/unit -q
+
+.PHONY: test
+test: lint typecheck unit ## everything CI runs
+
+.PHONY: crds
+crds: $(INSTALLED) ## regenerate crds/ from the pydantic models
+	$(BIN)/kascade crds --write crds
+
+.PHONY: bench
+bench: $(INSTALLED) ## benchmarks (figures go to docs/performance.md)
+	$(BIN)/python benchmarks/plan.py
+
+.PHONY: clean
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

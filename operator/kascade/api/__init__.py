@@ -1,0 +1,68 @@
+"""kascade's API: pydantic models of Flow, Run and Task, and the CRDs generated from them."""
+
+from kascade.api.enums import (
+    RERUN_TYPES,
+    ConcurrencyPolicy,
+    Frequency,
+    ParameterType,
+    RunPhase,
+    RunType,
+    TaskPhase,
+    TaskType,
+    TriggerRule,
+)
+from kascade.api.flow import (
+    ChildFlow,
+    Connection,
+    Every,
+    Flow,
+    FlowSpec,
+    FlowStatus,
+    HookNode,
+    Hooks,
+    Node,
+    Parameter,
+    Schedule,
+    ScriptRef,
+    TaskSettings,
+    Transformation,
+)
+from kascade.api.meta import Condition, ObjectMeta
+from kascade.api.run import PhaseChange, Run, RunSpec, RunStatus
+from kascade.api.task import Attempt, Task, TaskSpec, TaskStatus
+
+__all__ = [
+    "RERUN_TYPES",
+    "Attempt",
+    "ChildFlow",
+    "ConcurrencyPolicy",
+    "Condition",
+    "Connection",
+    "Every",
+    "Flow",
+    "FlowSpec",
+    "FlowStatus",
+    "Frequency",
+    "HookNode",
+    "Hooks",
+    "Node",
+    "ObjectMeta",
+    "Parameter",
+    "ParameterType",
+    "PhaseChange",
+    "Run",
+    "RunPhase",
+    "RunSpec",
+    "RunStatus",
+    "RunType",
+    "Schedule",
+    "ScriptRef",
+    "Task",
+    "TaskPhase",
+    "TaskSettings",
+    "TaskSpec",
+    "TaskStatus",
+    "TaskType",
+    "Transformation",
+    "TriggerRule",
+]

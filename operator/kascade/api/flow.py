@@ -1,0 +1,447 @@
+"""The Flow resource: nodes, schedule, defaults, parameters, hooks, and its status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.config import JsonDict
+
+from kascade.api.base import ApiModel, StatusModel
+from kascade.api.core import (
+    EnvFromSource,
+    EnvVar,
+    PodMetadata,
+    ResourceRequirements,
+    SecurityContext,
+)
+from kascade.api.enums import ConcurrencyPolicy, Frequency, ParameterType, RunPhase, TriggerRule
+from kascade.api.markers import cel, unique_by_name
+from kascade.api.meta import DNS_SUBDOMAIN, Condition, ObjectMeta
+
+NODE_NAME = r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$"
+NODE_NAME_MAX = 63
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SCRIPT_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+MAX_NODES = 500
+MAX_HOOKS = 20
+MAX_SELECTORS = 200
+SELECTOR_MAX_LENGTH = 1024
+CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+NodeName = Annotated[str, StringConstraints(pattern=NODE_NAME, max_length=NODE_NAME_MAX)]
+Selector = Annotated[str, StringConstraints(min_length=1, max_length=SELECTOR_MAX_LENGTH)]
+
+NODE_KINDS = ("transformation", "connection", "script", "flow")
+HOOK_KINDS = ("script", "flow")
+
+
+def _exactly_one_rule(kinds: tuple[str, ...]) -> JsonDict:
+    present = ", ".join(f"has(self.{kind})" for kind in kinds)
+    listed = ", ".join(kinds)
+    return cel(
+        (
+            f"[{present}].filter(k, k).size() == 1",
+            f"='node ' + self.name + ' must set exactly one of: {listed}'",
+        )
+    )
+
+
+class Every(ApiModel):
+    """Basic schedule mode, translated to cron: every minute, hour, day, week or month."""
+
+    frequency: Frequency = Field(description="minute, hour, day, week or month.")
+    at: str | None = Field(
+        default=None,
+        pattern=CLOCK_TIME,
+        description='Time of day "HH:MM" (24h) for day, week and month; for hour only the '
+        "minutes are used. Default 00:00.",
+    )
+    day_of_week: Weekday | None = Field(
+        default=None,
+        description="For frequency week: mon, tue, wed, thu, fri, sat or sun. Default mon.",
+    )
+    day_of_month: int | None = Field(
+        default=None, ge=1, le=31, description="For frequency month: day 1-31. Default 1."
+    )
+
+
+class Schedule(ApiModel):
+    """When the Flow runs by itself. Exactly one of cron and every."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("has(self.cron) != has(self.every)", "schedule must set exactly one of: cron, every")
+        )
+    )
+
+    cron: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description='Advanced mode: a five-field cron expression, e.g. "0 2 * * *".',
+    )
+    every: Every | None = Field(default=None, description="Basic mode, translated to cron.")
+    timezone: str = Field(
+        default="UTC", max_length=64, description="IANA time zone of the schedule."
+    )
+    concurrency_policy: ConcurrencyPolicy = Field(
+        default=ConcurrencyPolicy.ALLOW,
+        description="Allow concurrent runs; Forbid: skip a time while a run is active (counted "
+        "as missed); Replace: abort the active run, then start the new one.",
+    )
+    starting_deadline_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="A missed time still runs if the operator sees it at most this late; "
+        "unset means only the most recent missed time runs, however late.",
+    )
+    suspend: bool = Field(default=False, description="Stop creating new runs.")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_parses(cls, value: str | None) -> str | None:
+        if value is not None and not croniter.is_valid(value):
+            raise ValueError(f"invalid cron expression {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_exists(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown IANA time zone {value!r}") from err
+        return value
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> Schedule:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("schedule must set exactly one of: cron, every")
+        return self
+
+
+class ProjectSource(ApiModel):
+    """Where the models and scripts of the Flow come from inside the cluster."""
+
+    config_map: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN,
+        description="ConfigMap holding the project, as written by `kascade project push`.",
+    )
+
+
+class Parameter(ApiModel):
+    """A typed Flow parameter, used in templates as {{ params.<name> }}."""
+
+    name: str = Field(pattern=IDENTIFIER, max_length=63, description="Parameter name.")
+    type: ParameterType = Field(
+        default=ParameterType.STRING, description="string, integer, number or boolean."
+    )
+    default: Any = Field(
+        default=None,
+        description="Value when a run does not set one; may be a template such as "
+        "{{ run.scheduledDate }}. A parameter without a default is required.",
+    )
+    description: str | None = Field(default=None, description="What the parameter means.")
+
+
+class TaskSettings(ApiModel):
+    """Execution settings of a task; set in defaults, overridable per node."""
+
+    image: str | None = Field(default=None, description="Container image of the task runtime.")
+    retries: int | None = Field(
+        default=None, ge=0, le=100, description="Extra attempts after a failure. Default 0."
+    )
+    retry_delay_seconds: int | None = Field(
+        default=None, ge=0, description="Wait between attempts. Default 30."
+    )
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, description="Deadline of one attempt; unset means none."
+    )
+    env: list[EnvVar] | None = Field(
+        default=None, description="Environment variables (core/v1 EnvVar list)."
+    )
+    env_from: list[EnvFromSource] | None = Field(
+        default=None, description="ConfigMaps and Secrets exposed as environment variables."
+    )
+    resources: ResourceRequirements | None = Field(
+        default=None, description="CPU and memory of the task container."
+    )
+    pod_metadata: PodMetadata | None = Field(
+        default=None, description="Labels and annotations for the task pods."
+    )
+    service_account_name: str | None = Field(
+        default=None, pattern=DNS_SUBDOMAIN, description="ServiceAccount the task pods run as."
+    )
+    security_context: SecurityContext | None = Field(
+        default=None,
+        description="Container securityContext; replaces the restricted profile default.",
+    )
+
+
+class Transformation(ApiModel):
+    """SQL models chosen with dbt's selector language: one task per selected model."""
+
+    include: list[Selector] | None = Field(
+        default=None,
+        max_length=MAX_SELECTORS,
+        description="Selectors (union), e.g. tag:staging, +fct_orders, path:models/marts. "
+        "Unset selects every model of the project.",
+    )
+    exclude: list[Selector] | None = Field(
+        default=None,
+        max_length=MAX_SELECTORS,
+        description="Selectors of models to leave out.",
+    )
+
+
+class Connection(ApiModel):
+    """Ingestion connectors: one task per connector."""
+
+    connectors: list[NodeName] = Field(
+        min_length=1,
+        max_length=MAX_SELECTORS,
+        description="Names of the connectors to run.",
+    )
+
+
+class ScriptRef(ApiModel):
+    """A script package of the project, scripts/<name>/__main__.py."""
+
+    name: str = Field(pattern=SCRIPT_NAME, max_length=128, description="Script package name.")
+    args: list[str] | None = Field(
+        default=None, description="Arguments (sys.argv[1:]); templates allowed."
+    )
+
+
+class ChildFlow(ApiModel):
+    """Starts a Run of another Flow; the child records its parent."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Name of the Flow.")
+    parameters: dict[str, Any] | None = Field(
+        default=None,
+        description="Parameters of the child run; templates allowed.",
+    )
+    wait: bool = Field(
+        default=True, description="Wait for the child run to finish and take its outcome."
+    )
+
+
+class Node(TaskSettings):
+    """One step of the Flow. Exactly one of transformation, connection, script, flow."""
+
+    model_config = ConfigDict(json_schema_extra=_exactly_one_rule(NODE_KINDS))
+
+    name: str = Field(
+        pattern=NODE_NAME, max_length=NODE_NAME_MAX, description="Node name, unique in the Flow."
+    )
+    description: str | None = Field(default=None, description="What the node does.")
+    transformation: Transformation | None = Field(
+        default=None, description="SQL models chosen by selectors."
+    )
+    connection: Connection | None = Field(default=None, description="Ingestion connectors.")
+    script: ScriptRef | None = Field(default=None, description="A Python script package.")
+    flow: ChildFlow | None = Field(default=None, description="A child Flow.")
+    depends_on: list[NodeName] | None = Field(
+        default=None,
+        max_length=MAX_NODES,
+        description="Nodes whose tasks must all finish before any task of this node starts.",
+    )
+    trigger: TriggerRule = Field(
+        default=TriggerRule.ALL_SUCCESS,
+        description="When a task starts once its upstream tasks are done: allSuccess, "
+        "allDone, oneFailed, allFailed or noneFailed.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> Node:
+        _require_exactly_one(self, NODE_KINDS)
+        return self
+
+    @property
+    def kind(self) -> str:
+        """Which of transformation, connection, script or flow this node is."""
+        return next(kind for kind in NODE_KINDS if getattr(self, kind) is not None)
+
+
+class HookNode(TaskSettings):
+    """A lifecycle hook: a script or a child flow run when the Run ends."""
+
+    model_config = ConfigDict(json_schema_extra=_exactly_one_rule(HOOK_KINDS))
+
+    name: str = Field(
+        pattern=NODE_NAME, max_length=NODE_NAME_MAX, description="Hook name, unique in the Flow."
+    )
+    description: str | None = Field(default=None, description="What the hook does.")
+    script: ScriptRef | None = Field(default=None, description="A Python script package.")
+    flow: ChildFlow | None = Field(default=None, description="A child Flow.")
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> HookNode:
+        _require_exactly_one(self, HOOK_KINDS)
+        return self
+
+    @property
+    def kind(self) -> str:
+        """Whether this hook is a script or a flow."""
+        return "script" if self.script is not None else "flow"
+
+
+def _require_exactly_one(node: Node | HookNode, kinds: tuple[str, ...]) -> None:
+    present = [kind for kind in kinds if getattr(node, kind) is not None]
+    if len(present) != 1:
+        found = ", ".join(present) if present else "none"
+        raise ValueError(
+            f"node {node.name} must set exactly one of: {', '.join(kinds)} (found: {found})"
+        )
+
+
+def _hook_list(event: str) -> Any:
+    return Field(
+        default=None,
+        max_length=MAX_HOOKS,
+        description=f"Hooks run {event}.",
+        json_schema_extra=unique_by_name(),
+    )
+
+
+class Hooks(ApiModel):
+    """Lifecycle hooks; they run while the Run is SUCCEEDING or FAILING."""
+
+    on_success: list[HookNode] | None = _hook_list("when every task succeeded (SUCCEEDING)")
+    on_failure: list[HookNode] | None = _hook_list("when a task failed (FAILING)")
+    on_finish: list[HookNode] | None = _hook_list("after success or failure, not after an abort")
+
+    def by_event(self) -> dict[str, list[HookNode]]:
+        """The hooks of each event that has any, keyed by the wire name of the event."""
+        events = {
+            "onSuccess": self.on_success,
+            "onFailure": self.on_failure,
+            "onFinish": self.on_finish,
+        }
+        return {event: hooks for event, hooks in events.items() if hooks}
+
+
+_HOOKS_DISJOINT_FROM_NODES = cel(
+    (
+        "!has(self.hooks) || self.nodes.all(n, "
+        + " && ".join(
+            f"(!has(self.hooks.{e}) || !self.hooks.{e}.exists(h, h.name == n.name))"
+            for e in ("onSuccess", "onFailure", "onFinish")
+        )
+        + ")",
+        "hook names must differ from node names",
+    )
+)
+
+
+class FlowSpec(ApiModel):
+    """The pipeline definition: nodes, schedule, defaults, parameters and hooks."""
+
+    model_config = ConfigDict(json_schema_extra=_HOOKS_DISJOINT_FROM_NODES)
+
+    description: str | None = Field(default=None, description="What the Flow does.")
+    schedule: Schedule | None = Field(
+        default=None, description="Cron schedule; absent means the Flow runs only on demand."
+    )
+    project: ProjectSource | None = Field(
+        default=None, description="Where models and scripts come from in the cluster."
+    )
+    parameters: list[Parameter] | None = Field(
+        default=None,
+        max_length=100,
+        description="Typed parameters of a run.",
+        json_schema_extra=unique_by_name(),
+    )
+    defaults: TaskSettings | None = Field(
+        default=None, description="Settings every task inherits; a node may override them."
+    )
+    max_parallel_tasks: int = Field(
+        default=8, ge=1, le=10000, description="Most tasks running at the same time."
+    )
+    fail_fast: bool = Field(
+        default=False,
+        description="On the first terminal task failure, stop running tasks and start no more.",
+    )
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, description="Whole-run deadline; when it passes the run is TIMED_OUT."
+    )
+    successful_runs_history_limit: int = Field(
+        default=10, ge=0, description="Succeeded runs kept; older ones are deleted."
+    )
+    failed_runs_history_limit: int = Field(
+        default=10, ge=0, description="Failed, aborted and timed-out runs kept."
+    )
+    nodes: list[Node] = Field(
+        min_length=1,
+        max_length=MAX_NODES,
+        description="The steps of the Flow.",
+        json_schema_extra=unique_by_name(),
+    )
+    hooks: Hooks | None = Field(default=None, description="Lifecycle hooks.")
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> FlowSpec:
+        seen: dict[str, str] = {}
+        for where, name in self._named_entries():
+            if name in seen:
+                raise ValueError(f"duplicate name {name!r} in {seen[name]} and {where}")
+            seen[name] = where
+        params = [param.name for param in self.parameters or []]
+        duplicates = sorted({name for name in params if params.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate parameter name(s): {', '.join(duplicates)}")
+        return self
+
+    def _named_entries(self) -> list[tuple[str, str]]:
+        entries = [(f"nodes[{i}]", node.name) for i, node in enumerate(self.nodes)]
+        if self.hooks:
+            for event, hooks in self.hooks.by_event().items():
+                entries += [(f"hooks.{event}[{i}]", hook.name) for i, hook in enumerate(hooks)]
+        return entries
+
+
+class RunSummary(StatusModel):
+    """The name, phase and times of a run, as shown on its Flow."""
+
+    name: str = Field(description="Run name.")
+    phase: RunPhase | None = Field(default=None, description="Run phase.")
+    start_time: datetime | None = Field(default=None, description="When the run started.")
+    completion_time: datetime | None = Field(default=None, description="When the run ended.")
+
+
+class FlowStatus(StatusModel):
+    """What the operator observed of the Flow: validity, schedule and the latest runs."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The .metadata.generation last processed."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None, description="Valid (spec and project check out) and Ready."
+    )
+    schedule: str | None = Field(
+        default=None, description="The cron expression in effect (basic mode translated)."
+    )
+    task_count: int | None = Field(default=None, description="Tasks in the Flow's plan.")
+    last_schedule_time: datetime | None = Field(
+        default=None, description="The last time a run was scheduled."
+    )
+    next_schedule_time: datetime | None = Field(
+        default=None, description="The next time a run will be scheduled."
+    )
+    last_run: RunSummary | None = Field(default=None, description="The most recent run.")
+    active_runs: list[str] | None = Field(default=None, description="Runs not yet finished.")
+
+
+class Flow(ApiModel):
+    """A kascade Flow object as stored in the API server or a manifest file."""
+
+    api_version: str = Field(default="kascade.io/v1alpha1", description="kascade.io/v1alpha1")
+    kind: str = Field(default="Flow", description="Flow")
+    metadata: ObjectMeta = Field(description="Standard object metadata.")
+    spec: FlowSpec = Field(description="The Flow definition.")
+    status: FlowStatus | None = Field(default=None, description="Observed state.")

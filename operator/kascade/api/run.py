@@ -1,0 +1,160 @@
+"""The Run resource: one execution of a Flow, holding the run-level state machine."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import ConfigDict, Field, model_validator
+
+from kascade.api.base import ApiModel, StatusModel
+from kascade.api.enums import RERUN_TYPES, RunPhase, RunType
+from kascade.api.markers import cel, immutable
+from kascade.api.meta import DNS_SUBDOMAIN, Condition, ObjectMeta
+
+HISTORY_LIMIT = 50
+
+
+_RERUN_TYPE_LIST = "[" + ", ".join(f"'{t.value}'" for t in sorted(RERUN_TYPES)) + "]"
+_RUN_SPEC_RULES = cel(
+    (
+        f"(self.type in {_RERUN_TYPE_LIST}) == has(self.rerunOf)",
+        "rerunOf is required by the RERUN_* types and allowed only there",
+    ),
+    (
+        "(self.type == 'RERUN_TASK') == has(self.rerunTask)",
+        "rerunTask is required by type RERUN_TASK and allowed only there",
+    ),
+    (
+        "!self.downstream || self.type == 'RERUN_TASK'",
+        "downstream is allowed only with type RERUN_TASK",
+    ),
+    (
+        "(self.type == 'SUBFLOW') == has(self.parent)",
+        "parent is required by type SUBFLOW and allowed only there",
+    ),
+)
+
+
+class FlowRef(ApiModel):
+    """A reference to the Flow a Run executes, in the Run's namespace."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Name of the Flow.")
+
+
+class ParentRef(ApiModel):
+    """The parent run and task of a SUBFLOW run."""
+
+    run: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Parent Run name.")
+    task: str = Field(min_length=1, description="Id of the parent's flow task.")
+
+
+class RunSpec(ApiModel):
+    """What to run: the Flow, why, with which parameters, and whether to abort."""
+
+    model_config = ConfigDict(json_schema_extra=_RUN_SPEC_RULES)
+
+    flow_ref: FlowRef = Field(
+        description="The Flow to run.", json_schema_extra=immutable("flowRef")
+    )
+    type: RunType = Field(
+        default=RunType.MANUAL,
+        description="ORCHESTRATED, MANUAL, RERUN_ALL, RERUN_FAILED, RERUN_TASK or SUBFLOW.",
+        json_schema_extra=immutable("type"),
+    )
+    parameters: dict[str, Any] | None = Field(
+        default=None,
+        description="Parameter values by name; checked against the Flow's typed parameters.",
+        json_schema_extra=immutable("parameters"),
+    )
+    scheduled_time: datetime | None = Field(
+        default=None,
+        description="The run stays SCHEDULED until this time; unset means start now.",
+        json_schema_extra=immutable("scheduledTime"),
+    )
+    rerun_of: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
+        description="The original Run of a rerun.",
+        json_schema_extra=immutable("rerunOf"),
+    )
+    rerun_task: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The task id a RERUN_TASK reruns.",
+        json_schema_extra=immutable("rerunTask"),
+    )
+    downstream: bool = Field(
+        default=False, description="RERUN_TASK also reruns the task's descendants."
+    )
+    parent: ParentRef | None = Field(
+        default=None, description="The parent run and task of a SUBFLOW run."
+    )
+    abort: bool = Field(
+        default=False,
+        description="Set true to abort the run; cannot be set back.",
+        json_schema_extra=cel(("self || !oldSelf", "abort cannot be withdrawn")),
+    )
+
+    @model_validator(mode="after")
+    def _type_fields_agree(self) -> RunSpec:
+        is_rerun = self.type in RERUN_TYPES
+        if is_rerun != (self.rerun_of is not None):
+            raise ValueError("rerunOf is required by the RERUN_* types and allowed only there")
+        if (self.type == RunType.RERUN_TASK) != (self.rerun_task is not None):
+            raise ValueError("rerunTask is required by type RERUN_TASK and allowed only there")
+        if self.downstream and self.type != RunType.RERUN_TASK:
+            raise ValueError("downstream is allowed only with type RERUN_TASK")
+        if (self.type == RunType.SUBFLOW) != (self.parent is not None):
+            raise ValueError("parent is required by type SUBFLOW and allowed only there")
+        return self
+
+
+class PhaseChange(StatusModel):
+    """One entry of a Run's phase history."""
+
+    phase: RunPhase = Field(description="The phase entered.")
+    time: datetime = Field(description="When it was entered.")
+    reason: str | None = Field(default=None, description="One CamelCase word: why.")
+    message: str | None = Field(default=None, description="Human-readable details.")
+
+
+class RunStatus(StatusModel):
+    """The observed state of a Run: phase, history, task counts, related runs."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The .metadata.generation last processed."
+    )
+    phase: RunPhase | None = Field(default=None, description="Current phase.")
+    reason: str | None = Field(default=None, description="Why the run is in its phase.")
+    message: str | None = Field(default=None, description="Details of the current phase.")
+    history: list[PhaseChange] | None = Field(
+        default=None,
+        max_length=HISTORY_LIMIT,
+        description=f"Phase changes, oldest first; the last {HISTORY_LIMIT} are kept.",
+    )
+    conditions: list[Condition] | None = Field(default=None, description="Standard conditions.")
+    start_time: datetime | None = Field(default=None, description="When the run started.")
+    completion_time: datetime | None = Field(default=None, description="When the run ended.")
+    duration: str | None = Field(default=None, description="Run time, e.g. 4m12s.")
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="The parameter values in effect, defaults applied."
+    )
+    total_tasks: int | None = Field(default=None, ge=0, description="Tasks in the run's plan.")
+    task_counts: dict[str, int] | None = Field(
+        default=None, description="Number of tasks in each task phase."
+    )
+    progress: str | None = Field(default=None, description="Finished tasks / all tasks, e.g. 3/10.")
+    reruns: list[str] | None = Field(default=None, description="Runs that rerun this one.")
+    children: list[str] | None = Field(default=None, description="Child runs of flow tasks.")
+
+
+class Run(ApiModel):
+    """A kascade Run object."""
+
+    api_version: str = Field(default="kascade.io/v1alpha1", description="kascade.io/v1alpha1")
+    kind: str = Field(default="Run", description="Run")
+    metadata: ObjectMeta = Field(description="Standard object metadata.")
+    spec: RunSpec = Field(description="What to run.")
+    status: RunStatus | None = Field(default=None, description="Observed state.")

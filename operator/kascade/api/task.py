@@ -1,0 +1,97 @@
+"""The Task resource: one unit of work of a Run, holding its attempts (one Job each)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from kascade.api.base import ApiModel, StatusModel
+from kascade.api.enums import TaskPhase, TaskType, TriggerRule
+from kascade.api.flow import TaskSettings
+from kascade.api.meta import DNS_SUBDOMAIN, ObjectMeta
+
+OUTPUTS_MAX_BYTES = 4096
+
+
+class RunRef(ApiModel):
+    """The Run a Task belongs to."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Name of the Run.")
+
+
+class TaskSpec(TaskSettings):
+    """One task of a Run's plan, with its execution settings resolved from the Flow."""
+
+    run_ref: RunRef = Field(description="The Run this task belongs to.")
+    id: str = Field(min_length=1, max_length=253, description="Task id, unique in the run.")
+    node: str = Field(min_length=1, description="The Flow node (or hook) that produced the task.")
+    type: TaskType = Field(description="model, connector, script or flow.")
+    target: str = Field(min_length=1, description="Model, connector, script or Flow name.")
+    depends_on: list[str] | None = Field(
+        default=None, description="Ids of the tasks that must finish first."
+    )
+    trigger: TriggerRule = Field(
+        default=TriggerRule.ALL_SUCCESS, description="When the task starts."
+    )
+    hook: str | None = Field(
+        default=None, description="onSuccess, onFailure or onFinish when the task is a hook."
+    )
+    path: str | None = Field(default=None, description="Model file in the project.")
+    args: list[str] | None = Field(
+        default=None, description="Script arguments; templates are rendered at start."
+    )
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="Child run parameters of a flow task."
+    )
+    wait: bool | None = Field(default=None, description="Flow task: wait for the child run.")
+
+
+class Attempt(StatusModel):
+    """One attempt of a Task: one Job."""
+
+    number: int = Field(ge=1, description="1 for the first attempt.")
+    job_name: str | None = Field(default=None, description="The Job of this attempt.")
+    start_time: datetime | None = Field(default=None, description="When the attempt started.")
+    end_time: datetime | None = Field(default=None, description="When the attempt ended.")
+    exit_code: int | None = Field(default=None, description="Exit code of the task container.")
+    reason: str | None = Field(
+        default=None, description="Why it ended: Completed, Error, DeadlineExceeded, Aborted."
+    )
+    message: str | None = Field(default=None, description="Details, e.g. the last log lines.")
+
+
+class TaskStatus(StatusModel):
+    """The observed state of a Task."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The .metadata.generation last processed."
+    )
+    phase: TaskPhase | None = Field(default=None, description="Current phase.")
+    reason: str | None = Field(default=None, description="Why the task is in its phase.")
+    message: str | None = Field(default=None, description="Details of the current phase.")
+    attempts: list[Attempt] | None = Field(default=None, description="Attempts, oldest first.")
+    attempt_count: int | None = Field(default=None, ge=0, description="Number of attempts.")
+    next_retry_time: datetime | None = Field(
+        default=None, description="When a RETRYING task starts its next attempt."
+    )
+    start_time: datetime | None = Field(default=None, description="When the first attempt began.")
+    completion_time: datetime | None = Field(default=None, description="When the task ended.")
+    outputs: dict[str, Any] | None = Field(
+        default=None, description=f"Outputs the task published (JSON, max {OUTPUTS_MAX_BYTES} B)."
+    )
+    child_run: str | None = Field(default=None, description="The child Run of a flow task.")
+    reused_from: str | None = Field(
+        default=None, description="The Run whose result a REUSED task carries."
+    )
+
+
+class Task(ApiModel):
+    """A kascade Task object."""
+
+    api_version: str = Field(default="kascade.io/v1alpha1", description="kascade.io/v1alpha1")
+    kind: str = Field(default="Task", description="Task")
+    metadata: ObjectMeta = Field(description="Standard object metadata.")
+    spec: TaskSpec = Field(description="The task and its settings.")
+    status: TaskStatus | None = Field(default=None, description="Observed state.")

@@ -1,0 +1,1 @@
+"""The `kascade` command line: argument parsing and presentation only."""

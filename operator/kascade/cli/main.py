@@ -1,0 +1,140 @@
+"""The `kascade` entry point: commands, options and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from kascade import __version__
+from kascade.api.crd import KINDS, crd_file_name, render_all, render_crd
+from kascade.cli.loading import plan_flow
+from kascade.cli.mermaid import render_mermaid
+from kascade.engine.errors import KascadeError, PlanError
+
+FLOW_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+PROJECT_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _warn(warnings: tuple[str, ...]) -> None:
+    for warning in warnings:
+        stderr.print(f"[yellow]warning:[/] {warning}", markup=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kascade")
+def cli() -> None:
+    """kascade: data flows (ingestion, SQL models, Python scripts) on Kubernetes."""
+
+
+@cli.command()
+@click.argument("flow", type=FLOW_FILE)
+@click.option("--project", type=PROJECT_DIR, help="Project directory (default: the flow's folder).")
+def lint(flow: Path, project: Path | None) -> None:
+    """Validate a flow and its project; exit 1 naming every error."""
+    try:
+        planned = plan_flow(flow, project)
+    except PlanError as err:
+        for problem in err.problems:
+            stderr.print(f"[red]error:[/] {problem}", markup=True)
+        raise SystemExit(1) from None
+    _warn(planned.plan.warnings)
+    plan = planned.plan
+    counts = [_count(len(plan.tasks), "task")]
+    counts += [_count(len(plan.hooks), "hook")] if plan.hooks else []
+    counts += [_count(len(plan.warnings), "warning")] if plan.warnings else []
+    click.echo(f"{flow}: flow `{plan.flow}` is valid: {', '.join(counts)}")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _stdout() -> Console:
+    """Rich output; a pipe gets wide lines rather than a table wrapped at 80 columns."""
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+
+@cli.command()
+@click.argument("flow", type=FLOW_FILE)
+@click.option("--project", type=PROJECT_DIR, help="Project directory (default: the flow's folder).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+def plan(flow: Path, project: Path | None, output: str) -> None:
+    """Expand a flow into its tasks, in dependency order; nothing runs."""
+    planned = plan_flow(flow, project)
+    _warn(planned.plan.warnings)
+    if output == "json":
+        click.echo(json.dumps(planned.plan.to_json(), indent=2))
+        return
+    table = Table(title=f"flow {planned.plan.flow}: {len(planned.plan.tasks)} tasks")
+    for column in ("ID", "NODE", "TYPE", "TARGET", "DEPENDS ON"):
+        table.add_column(column)
+    for task in (*planned.plan.tasks, *planned.plan.hooks):
+        node = task.node if task.hook is None else f"{task.node} ({task.hook})"
+        table.add_row(task.id, node, task.type.value, task.target, ", ".join(task.depends_on))
+    _stdout().print(table)
+
+
+@cli.command()
+@click.argument("flow", type=FLOW_FILE)
+@click.option("--project", type=PROJECT_DIR, help="Project directory (default: the flow's folder).")
+def diagram(flow: Path, project: Path | None) -> None:
+    """Print a Mermaid flowchart of the flow's nodes and tasks."""
+    planned = plan_flow(flow, project)
+    _warn(planned.plan.warnings)
+    click.echo(render_mermaid(planned.plan), nl=False)
+
+
+@cli.command()
+@click.option(
+    "--write",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write one file per kind into this directory instead of printing.",
+)
+def crds(directory: Path | None) -> None:
+    """Print the CustomResourceDefinitions (identical to crds/)."""
+    if directory is None:
+        click.echo(render_all(), nl=False)
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    for kind in KINDS:
+        (directory / crd_file_name(kind)).write_text(render_crd(kind), encoding="utf-8")
+        click.echo(f"wrote {directory / crd_file_name(kind)}")
+
+
+def main() -> None:
+    """Run the CLI; a KascadeError is a message and exit code 1, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        stderr.print("aborted")
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except KascadeError as err:
+        stderr.print(f"error: {err}", markup=False)
+        sys.exit(1)
+    except Exception as err:
+        if os.environ.get("KASCADE_DEBUG"):
+            raise
+        stderr.print(
+            f"internal error: {type(err).__name__}: {err} (set KASCADE_DEBUG=1 for a traceback)",
+            markup=False,
+        )
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""kascade's pure core: project loading, selectors, the DAG, plans, state machines, decisions."""

@@ -1,0 +1,50 @@
+"""Helpers that write small model projects and flows for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from textwrap import dedent
+from typing import Any
+
+import yaml
+
+from kascade.api import Flow
+
+
+def write_project(root: Path, files: dict[str, str]) -> Path:
+    """Write `files` (relative path -> text) under root and return root."""
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dedent(text), encoding="utf-8")
+    return root
+
+
+def models(**sql: str) -> dict[str, str]:
+    """Files for models given as folder__name="sql": `staging__stg_a` -> models/staging/stg_a.sql."""
+    return {f"models/{key.replace('__', '/')}.sql": text for key, text in sql.items()}
+
+
+def flow(nodes: list[dict[str, Any]], name: str = "f", **spec: Any) -> Flow:
+    """A Flow object with the given nodes and extra spec fields."""
+    return Flow.model_validate(
+        {
+            "apiVersion": "kascade.io/v1alpha1",
+            "kind": "Flow",
+            "metadata": {"name": name},
+            "spec": {"nodes": nodes, **spec},
+        }
+    )
+
+
+def flow_yaml(nodes: list[dict[str, Any]], name: str = "f", **spec: Any) -> str:
+    """A Flow manifest as YAML text."""
+    return yaml.safe_dump(
+        {
+            "apiVersion": "kascade.io/v1alpha1",
+            "kind": "Flow",
+            "metadata": {"name": name},
+            "spec": {"nodes": nodes, **spec},
+        },
+        sort_keys=False,
+    )
