@@ -20,11 +20,6 @@ def write_project(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def models(**sql: str) -> dict[str, str]:
-    """Files for models given as folder__name="sql": `staging__stg_a` -> models/staging/stg_a.sql."""
-    return {f"models/{key.replace('__', '/')}.sql": text for key, text in sql.items()}
-
-
 def flow(nodes: list[dict[str, Any]], name: str = "f", **spec: Any) -> Flow:
     """A Flow object with the given nodes and extra spec fields."""
     return Flow.model_validate(

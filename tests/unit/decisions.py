@@ -34,8 +34,15 @@ def task(
     hook: str | None = None,
 ) -> PlannedTask:
     return PlannedTask(
-        id=task_id, node=task_id, type=TaskType.SCRIPT, target=task_id, depends_on=deps,
-        trigger=trigger, retries=retries, retry_delay_seconds=delay, timeout_seconds=timeout,
+        id=task_id,
+        node=task_id,
+        type=TaskType.SCRIPT,
+        target=task_id,
+        depends_on=deps,
+        trigger=trigger,
+        retries=retries,
+        retry_delay_seconds=delay,
+        timeout_seconds=timeout,
         hook=hook,
     )
 

@@ -74,8 +74,12 @@ def test_max_parallel_tasks_queues_the_rest():
 
 def test_a_failure_fails_downstream_lets_independent_tasks_finish_then_runs_failure_hooks():
     plan = plan_of(
-        task("a"), task("b"), task("c", "a"), task("e", "c"),
-        task("alert", hook="onFailure"), task("party", hook="onSuccess"),
+        task("a"),
+        task("b"),
+        task("c", "a"),
+        task("e", "c"),
+        task("alert", hook="onFailure"),
+        task("party", hook="onSuccess"),
         task("always", hook="onFinish"),
     )
     sim = Sim(plan)

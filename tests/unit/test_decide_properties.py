@@ -18,17 +18,22 @@ def runs(draw: st.DrawFn) -> Sim:
     size = draw(st.integers(0, 10))
     tasks = []
     for index in range(size):
-        deps = draw(st.lists(st.sampled_from(range(index)), max_size=3, unique=True)) if index else []
-        tasks.append(task(
-            f"t{index}", *(f"t{d}" for d in deps),
-            trigger=draw(st.sampled_from(list(TriggerRule))),
-            retries=draw(st.integers(0, 2)),
-            delay=draw(st.integers(0, 60)),
-            timeout=draw(st.none() | st.integers(1, 120)),
-        ))
-    for index, event in enumerate(draw(st.lists(
-        st.sampled_from(["onSuccess", "onFailure", "onFinish"]), max_size=3
-    ))):
+        deps = (
+            draw(st.lists(st.sampled_from(range(index)), max_size=3, unique=True)) if index else []
+        )
+        tasks.append(
+            task(
+                f"t{index}",
+                *(f"t{d}" for d in deps),
+                trigger=draw(st.sampled_from(list(TriggerRule))),
+                retries=draw(st.integers(0, 2)),
+                delay=draw(st.integers(0, 60)),
+                timeout=draw(st.none() | st.integers(1, 120)),
+            )
+        )
+    for index, event in enumerate(
+        draw(st.lists(st.sampled_from(["onSuccess", "onFailure", "onFinish"]), max_size=3))
+    ):
         tasks.append(task(f"h{index}", hook=event, retries=draw(st.integers(0, 1))))
     limits = Limits(
         max_parallel_tasks=draw(st.integers(1, 4)),

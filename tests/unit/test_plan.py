@@ -72,10 +72,17 @@ def test_depends_on_makes_every_task_wait_for_every_task_of_the_node(shop: Proje
         flow(
             [
                 {"name": "load", "script": {"name": "load"}},
-                {"name": "staging", "transformation": {"include": ["tag:staging"]},
-                 "dependsOn": ["load"]},
-                {"name": "export", "script": {"name": "notify"}, "dependsOn": ["staging"],
-                 "trigger": "allDone"},
+                {
+                    "name": "staging",
+                    "transformation": {"include": ["tag:staging"]},
+                    "dependsOn": ["load"],
+                },
+                {
+                    "name": "export",
+                    "script": {"name": "notify"},
+                    "dependsOn": ["staging"],
+                    "trigger": "allDone",
+                },
             ]
         ),
         shop,
@@ -86,7 +93,9 @@ def test_depends_on_makes_every_task_wait_for_every_task_of_the_node(shop: Proje
     assert d["export"] == {"stg_a", "stg_b", "stg_c"}
     export = plan.by_id["export"]
     assert (export.type, export.target, export.trigger) == (
-        TaskType.SCRIPT, "notify", TriggerRule.ALL_DONE
+        TaskType.SCRIPT,
+        "notify",
+        TriggerRule.ALL_DONE,
     )
 
 
@@ -95,17 +104,18 @@ def test_depends_on_passes_through_a_node_without_tasks(shop: Project):
         flow(
             [
                 {"name": "load", "script": {"name": "load"}},
-                {"name": "empty", "transformation": {"include": ["tag:nothing"]},
-                 "dependsOn": ["load"]},
+                {
+                    "name": "empty",
+                    "transformation": {"include": ["tag:nothing"]},
+                    "dependsOn": ["load"],
+                },
                 {"name": "after", "script": {"name": "notify"}, "dependsOn": ["empty"]},
             ]
         ),
         shop,
     )
     assert deps(plan)["after"] == {"load"}
-    assert plan.warnings == (
-        "node `empty` selects no models (include: tag:nothing)",
-    )
+    assert plan.warnings == ("node `empty` selects no models (include: tag:nothing)",)
 
 
 def test_connectors_and_child_flows_become_tasks(shop: Project):
@@ -146,14 +156,17 @@ def test_hooks_are_planned_apart_from_the_tasks(shop: Project):
     plan = build_plan(
         flow(
             [{"name": "a", "script": {"name": "load"}}],
-            hooks={"onFailure": [{"name": "alert", "script": {"name": "notify"}}],
-                   "onFinish": [{"name": "done", "flow": {"name": "cleanup"}}]},
+            hooks={
+                "onFailure": [{"name": "alert", "script": {"name": "notify"}}],
+                "onFinish": [{"name": "done", "flow": {"name": "cleanup"}}],
+            },
         ),
         shop,
     )
     assert [t.id for t in plan.tasks] == ["a"]
     assert [(h.id, h.hook, h.type) for h in plan.hooks] == [
-        ("alert", "onFailure", TaskType.SCRIPT), ("done", "onFinish", TaskType.FLOW)
+        ("alert", "onFailure", TaskType.SCRIPT),
+        ("done", "onFinish", TaskType.FLOW),
     ]
     assert plan.to_json()["hooks"][0]["event"] == "onFailure"
 
@@ -165,8 +178,13 @@ def test_json_shape(shop: Project):
         "tasks": [
             {"id": "stg_a", "node": "s", "type": "model", "target": "stg_a", "dependsOn": []},
             {"id": "stg_b", "node": "s", "type": "model", "target": "stg_b", "dependsOn": []},
-            {"id": "int_ab", "node": "s", "type": "model", "target": "int_ab",
-             "dependsOn": ["stg_a", "stg_b"]},
+            {
+                "id": "int_ab",
+                "node": "s",
+                "type": "model",
+                "target": "int_ab",
+                "dependsOn": ["stg_a", "stg_b"],
+            },
         ],
     }
 
@@ -233,12 +251,16 @@ def test_unknown_depends_on_node_is_named(shop: Project):
     nodes = [{"name": "a", "script": {"name": "load"}, "dependsOn": ["lod", "a"]}]
     with pytest.raises(PlanError) as err:
         build_plan(flow(nodes), shop)
-    assert problems(err) == "node `a` dependsOn unknown node `lod` (nodes: a)\nnode `a` dependsOn itself"
+    assert (
+        problems(err)
+        == "node `a` dependsOn unknown node `lod` (nodes: a)\nnode `a` dependsOn itself"
+    )
 
 
 def test_unparsable_selector_names_node_list_and_index(shop: Project):
-    nodes = [{"name": "n", "transformation": {"include": ["tag:a", "colour:red"],
-                                              "exclude": ["@x+"]}}]
+    nodes = [
+        {"name": "n", "transformation": {"include": ["tag:a", "colour:red"], "exclude": ["@x+"]}}
+    ]
     with pytest.raises(PlanError) as err:
         build_plan(flow(nodes), shop)
     assert "node `n`: include[1]: selector `colour:red`: unknown method `colour`" in problems(err)
@@ -250,7 +272,8 @@ def test_unknown_script_is_named(shop: Project):
     with pytest.raises(PlanError) as err:
         build_plan(flow(nodes, hooks={"onFinish": [{"name": "h", "script": {"name": "x"}}]}), shop)
     assert problems(err) == (
-        "node `a`: script `lod_raw` not found (expected scripts/lod_raw/__main__.py in the project)\n"
+        "node `a`: script `lod_raw` not found "
+        "(expected scripts/lod_raw/__main__.py in the project)\n"
         "node `h`: script `x` not found (expected scripts/x/__main__.py in the project)"
     )
 

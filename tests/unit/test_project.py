@@ -92,7 +92,10 @@ def test_disabled_models_are_left_out_and_refs_to_them_are_named(tmp_path: Path)
 def test_refs_to_seeds_are_relations_not_tasks(tmp_path: Path):
     root = write_project(
         tmp_path,
-        {"seeds/countries.csv": "code\nAT\n", "models/a.sql": "select * from {{ ref('countries') }}"},
+        {
+            "seeds/countries.csv": "code\nAT\n",
+            "models/a.sql": "select * from {{ ref('countries') }}",
+        },
     )
     project = load_project(root)
     assert project.problems == ()
@@ -147,3 +150,21 @@ def test_missing_project_directory_is_a_problem(tmp_path: Path):
     assert load_project(tmp_path / "nope").problems == (
         f"project directory {tmp_path / 'nope'} does not exist",
     )
+
+
+def test_a_model_can_have_its_own_entry_in_dbt_project_yml(tmp_path: Path):
+    root = write_project(
+        tmp_path,
+        {
+            "dbt_project.yml": "name: p\nmodels:\n  p:\n    marts:\n      +tags: [m]\n"
+            "      big:\n        +materialized: table\n        +tags: [heavy]\n",
+            "models/marts/big.sql": "select 1",
+            "models/marts/small.sql": "select 1",
+        },
+    )
+    project = load_project(root)
+    assert (project.models["big"].materialized, project.models["big"].tags) == (
+        "table",
+        ("m", "heavy"),
+    )
+    assert (project.models["small"].materialized, project.models["small"].tags) == ("view", ("m",))

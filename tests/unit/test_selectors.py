@@ -53,8 +53,11 @@ ALL = {"stg_a", "stg_b", "stg_c", "int_ab", "fct_x", "dim_y", "rpt_z", "top_leve
         (["stg_b.sql"], None, {"stg_b"}),  # a bare value ending in .sql is a file
         # config.<key>:
         (["config.materialized:table"], None, {"fct_x", "rpt_z"}),
-        (["config.materialized:view"], None, {"stg_a", "stg_b", "stg_c", "int_ab", "dim_y",
-                                              "top_level"}),
+        (
+            ["config.materialized:view"],
+            None,
+            {"stg_a", "stg_b", "stg_c", "int_ab", "dim_y", "top_level"},
+        ),
         (["config.schema:other"], None, {"stg_c"}),
         (["config.tags:pii"], None, {"dim_y"}),
         (["config.enabled:true"], None, ALL),
@@ -88,8 +91,11 @@ ALL = {"stg_a", "stg_b", "stg_c", "int_ab", "fct_x", "dim_y", "rpt_z", "top_leve
         (["tag:mart"], ["tag:finance"], {"dim_y"}),
         (["+rpt_z"], ["tag:staging"], {"rpt_z", "fct_x", "int_ab"}),
         (["tag:all"], ["int_ab+"], {"stg_a", "stg_b", "stg_c", "top_level"}),
-        (["tag:all"], ["stg_a stg_b", "tag:mart,tag:finance"], {"stg_c", "int_ab", "dim_y",
-                                                               "top_level"}),
+        (
+            ["tag:all"],
+            ["stg_a stg_b", "tag:mart,tag:finance"],
+            {"stg_c", "int_ab", "dim_y", "top_level"},
+        ),
         (None, None, ALL),
         (None, ["tag:all"], set()),
     ],
@@ -118,7 +124,12 @@ def test_ancestors_come_from_the_whole_project_not_the_selection(shop: Project):
 )
 def test_parse_criterion(text, method, value, parents, parents_depth, children, children_depth, at):
     c = parse_criterion(text)
-    assert (c.method, c.value, c.parents, c.parents_depth) == (method, value, parents, parents_depth)
+    assert (c.method, c.value, c.parents, c.parents_depth) == (
+        method,
+        value,
+        parents,
+        parents_depth,
+    )
     assert (c.children, c.children_depth, c.childrens_parents) == (children, children_depth, at)
 
 

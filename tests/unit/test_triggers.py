@@ -9,8 +9,14 @@ from kascade.api import TriggerRule as Rule
 from kascade.engine.triggers import Outcome as O
 from kascade.engine.triggers import trigger_outcome
 
-OK, FAIL, SKIP, UPF, TIME, REUSED = (T.SUCCEEDED, T.FAILED, T.SKIPPED, T.UPSTREAM_FAILED,
-                                     T.TIMED_OUT, T.REUSED)
+OK, FAIL, SKIP, UPF, TIME, REUSED = (
+    T.SUCCEEDED,
+    T.FAILED,
+    T.SKIPPED,
+    T.UPSTREAM_FAILED,
+    T.TIMED_OUT,
+    T.REUSED,
+)
 
 
 @pytest.mark.parametrize(

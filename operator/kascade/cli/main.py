@@ -17,8 +17,9 @@ from kascade.cli.loading import plan_flow
 from kascade.cli.mermaid import render_mermaid
 from kascade.engine.errors import KascadeError, PlanError
 
-FLOW_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-PROJECT_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+# Missing files are reported by the loaders (exit 1, naming the file), not as usage errors.
+FLOW_FILE = click.Path(path_type=Path)
+PROJECT_DIR = click.Path(path_type=Path)
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 

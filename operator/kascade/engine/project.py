@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from kascade.engine.dbtconfig import (
@@ -32,11 +33,8 @@ class Model:
     refs: tuple[Ref, ...] = ()
     sources: tuple[Source, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def tags(self) -> tuple[str, ...]:
-        """Tags from dbt_project.yml folders, properties files and config(), first seen first."""
-        return tuple(dict.fromkeys(str(tag) for tag in as_list(self.config.get("tags"))))
+    tags: tuple[str, ...] = ()
+    """Tags from dbt_project.yml folders, properties files and config(), first seen first."""
 
     @property
     def materialized(self) -> str:
@@ -71,28 +69,23 @@ def load_project(root: Path | str) -> Project:
         problems.append(f"project directory {root} does not exist")
         return Project(root, root.name, {}, {}, frozenset(), Graph({}), tuple(problems))
     settings = read_settings(root, problems)
+    configs = _FolderConfigs(settings.name, settings.models_config)
     properties = read_properties(root, settings.model_paths, problems)
     models: dict[str, Model] = {}
     disabled: dict[str, str] = {}
-    for model_path in settings.model_paths:
-        base = root / model_path
-        if not base.is_dir():
+    for file in _sql_files(root, settings.model_paths):
+        model = _load_model(file, configs, properties, problems)
+        if model is None:
             continue
-        for file in sorted(base.rglob("*.sql")):
-            model = _load_model(
-                root, base, file, settings.name, settings.models_config, properties, problems
+        if not model.config.get("enabled", True):
+            disabled[model.name] = model.path
+        elif model.name in models:
+            problems.append(
+                f"model name `{model.name}` is defined twice: "
+                f"{models[model.name].path} and {model.path}"
             )
-            if model is None:
-                continue
-            if not model.config.get("enabled", True):
-                disabled[model.name] = model.path
-            elif model.name in models:
-                problems.append(
-                    f"model name `{model.name}` is defined twice: "
-                    f"{models[model.name].path} and {model.path}"
-                )
-            else:
-                models[model.name] = model
+        else:
+            models[model.name] = model
     seeds = _seed_names(root, settings.seed_paths)
     parents = {
         name: _resolve_refs(model, settings.name, models, disabled, seeds, problems)
@@ -109,38 +102,99 @@ def load_project(root: Path | str) -> Project:
     )
 
 
+@dataclass(frozen=True)
+class _SqlFile:
+    """A model file found under a model path."""
+
+    absolute: str
+    path: str
+    folders: tuple[str, ...]
+    name: str
+
+
+def _sql_files(root: Path, model_paths: tuple[str, ...]) -> list[_SqlFile]:
+    """Every .sql file under the model paths, in path order (plain os.walk: this runs for
+    every model of a big project, and pathlib costs several times more per file)."""
+    found: list[_SqlFile] = []
+    for model_path in model_paths:
+        base = os.path.join(root, model_path)
+        for directory, subdirectories, files in os.walk(base):
+            subdirectories.sort()
+            relative = os.path.relpath(directory, base)
+            folders = () if relative == "." else tuple(relative.split(os.sep))
+            prefix = "/".join((model_path, *folders))
+            for file in files:
+                if file.endswith(".sql"):
+                    found.append(
+                        _SqlFile(
+                            absolute=os.path.join(directory, file),
+                            path=f"{prefix}/{file}",
+                            folders=folders,
+                            name=file[: -len(".sql")],
+                        )
+                    )
+    found.sort(key=lambda f: f.path.split("/"))
+    return found
+
+
+class _FolderConfigs:
+    """dbt_project.yml configs merged down to each folder, computed once per folder."""
+
+    def __init__(self, project_name: str, tree: Mapping[str, Any]) -> None:
+        self.project_name = project_name
+        self.tree = tree
+        self._by_folder: dict[tuple[str, ...], tuple[dict[str, Any], Mapping[str, Any] | None]] = {}
+
+    def for_model(self, folders: tuple[str, ...], name: str) -> dict[str, Any]:
+        """The merged config of the model's folder, and of the model's own entry if any."""
+        if folders not in self._by_folder:
+            self._by_folder[folders] = self._merge_down(folders)
+        config, level = self._by_folder[folders]
+        own = level.get(name) if level is not None else None
+        if isinstance(own, dict):
+            config = merge_config(config, next(iter(folder_levels(own, ()))))
+        return config
+
+    def _merge_down(
+        self, folders: tuple[str, ...]
+    ) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
+        config: dict[str, Any] = dict(DEFAULT_CONFIG)
+        path = (self.project_name, *folders)
+        for level in folder_levels(self.tree, path):
+            config = merge_config(config, level)
+        node: Any = self.tree
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        return config, node if isinstance(node, dict) else None
+
+
 def _load_model(
-    root: Path,
-    base: Path,
-    file: Path,
-    project_name: str,
-    tree: Mapping[str, Any],
+    file: _SqlFile,
+    configs: _FolderConfigs,
     properties: Mapping[str, Mapping[str, Any]],
     problems: list[str],
 ) -> Model | None:
-    path = file.relative_to(root).as_posix()
     try:
-        text = file.read_text(encoding="utf-8")
+        with open(file.absolute, encoding="utf-8") as handle:
+            text = handle.read()
     except (OSError, UnicodeDecodeError) as err:
-        problems.append(f"{path}: cannot read: {err}")
+        problems.append(f"{file.path}: cannot read: {err}")
         return None
-    name = file.stem
-    folders = PurePosixPath(file.relative_to(base).as_posix()).parent.parts
-    fqn = (project_name, *folders, name)
     scan = scan_sql(text)
-    problems.extend(f"{path}: {error}" for error in scan.errors)
-    config: dict[str, Any] = dict(DEFAULT_CONFIG)
-    for level in folder_levels(tree, fqn):
-        config = merge_config(config, level)
-    config = merge_config(config, properties.get(name, {}))
-    config = merge_config(config, {**scan.config, "tags": scan.config_tags})
+    problems.extend(f"{file.path}: {error}" for error in scan.errors)
+    config = configs.for_model(file.folders, file.name)
+    if file.name in properties:
+        config = merge_config(config, properties[file.name])
+    if scan.config or scan.config_tags:
+        config = merge_config(config, {**scan.config, "tags": scan.config_tags})
     return Model(
-        name=name,
-        path=path,
-        fqn=fqn,
+        name=file.name,
+        path=file.path,
+        fqn=(configs.project_name, *file.folders, file.name),
         refs=tuple(scan.refs),
         sources=tuple(scan.sources),
         config=config,
+        tags=tuple(dict.fromkeys(str(tag) for tag in as_list(config.get("tags")))),
     )
 
 

@@ -11,7 +11,7 @@ Ancestors and descendants are taken over the whole project graph.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import cache
@@ -141,7 +141,8 @@ def evaluate(project: Project, selection: Selection) -> set[str]:
 
 
 def _with_graph_operators(project: Project, criterion: Criterion) -> set[str]:
-    base = {name for name, model in project.models.items() if matches(project, model, criterion)}
+    test = predicate(project, criterion)
+    base = {name for name, model in project.models.items() if test(model)}
     graph = project.graph
     if criterion.childrens_parents:
         family = base | graph.descendants(base)
@@ -154,22 +155,30 @@ def _with_graph_operators(project: Project, criterion: Criterion) -> set[str]:
     return result
 
 
-def matches(project: Project, model: Model, criterion: Criterion) -> bool:
-    """Whether one model satisfies a criterion's method and value (graph operators aside)."""
+def predicate(project: Project, criterion: Criterion) -> Callable[[Model], bool]:
+    """Whether a model satisfies a criterion's method and value (graph operators aside)."""
     value = criterion.value
     method = criterion.method
     if method == "fqn":
-        return _fqn_matches(model, value)
+        return lambda model: _fqn_matches(model, value)
     if method == "tag":
-        return any(fnmatchcase(tag, value) for tag in model.tags)
+        if _has_glob(value):
+            return lambda model: any(fnmatchcase(tag, value) for tag in model.tags)
+        return lambda model: value in model.tags
     if method == "path":
-        return _path_matches(model.path, value)
+        return lambda model: _path_matches(model.path, value)
     if method == "file":
-        file = PurePosixPath(model.path)
-        return fnmatchcase(file.name, value) or fnmatchcase(file.stem, value)
+        return lambda model: _file_matches(model.path, value)
     if method == "package":
-        return fnmatchcase(project.name, value)
-    return _config_matches(model.config, criterion.key, value)
+        in_package = fnmatchcase(project.name, value)
+        return lambda model: in_package
+    key = criterion.key
+    return lambda model: _config_matches(model.config, key, value)
+
+
+def _file_matches(path: str, value: str) -> bool:
+    file = PurePosixPath(path)
+    return fnmatchcase(file.name, value) or fnmatchcase(file.stem, value)
 
 
 def _fqn_matches(model: Model, value: str) -> bool:

@@ -22,6 +22,7 @@ _BLOCK = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.DOTALL)
 _CALL_NAMES = ("ref", "source", "config")
 _MENTION = re.compile(r"\b(ref|source|config)\s*\(")
 _SIMPLE_CALL = re.compile(r"^\s*-?\s*(ref|source|config)\s*\((.*)\)\s*-?\s*$", re.DOTALL)
+_STRING_ARGUMENTS = re.compile(r"""^\s*(['"])([^'"\\]*)\1\s*(?:,\s*(['"])([^'"\\]*)\3\s*)?$""")
 _JINJA_CONSTANTS = {"true": True, "false": False, "none": None}
 
 
@@ -60,7 +61,7 @@ class _Dynamic(Exception):
 
 def scan_sql(text: str) -> Scan:
     """Extract the calls of one model; problems land in `errors` with their line."""
-    stripped = _COMMENT.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+    stripped = _COMMENT.sub(lambda m: "\n" * m.group(0).count("\n"), text) if "{#" in text else text
     if not _MENTION.search(stripped):
         return Scan()
     try:
@@ -85,6 +86,9 @@ def _scan_static(text: str) -> Scan:
 
 
 def _literal_arguments(source: str) -> tuple[list[Any], dict[str, Any]]:
+    plain = _STRING_ARGUMENTS.match(source)
+    if plain is not None:  # the common `'a'` / `'a', 'b'` case, without the Python parser
+        return [value for value in plain.group(2, 4) if value is not None], {}
     try:
         tree = ast.parse(f"_({source})", mode="eval")
     except SyntaxError as err:

@@ -1,0 +1,159 @@
+"""The command line as a user runs it: exit codes, stdout and messages, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.projects import flow_yaml, write_project
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOP = ROOT / "examples" / "shop" / "flow.yaml"
+
+
+def kascade(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kascade", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_plan_json_prints_the_task_list():
+    result = kascade("plan", SHOP, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["flow"] == "shop-daily"
+    tasks = {t["id"]: t for t in plan["tasks"]}
+    assert len(tasks) == 12
+    assert tasks["load"] == {
+        "id": "load",
+        "node": "load",
+        "type": "script",
+        "target": "load_raw",
+        "dependsOn": [],
+    }
+    assert tasks["stg_orders"]["dependsOn"] == ["load"]
+    assert set(tasks["int_order_lines"]["dependsOn"]) == {"stg_order_items", "stg_products"}
+    assert result.stderr == ""
+
+
+def test_plan_table_and_diagram():
+    table = kascade("plan", SHOP)
+    assert table.returncode == 0
+    assert "fct_revenue_daily" in table.stdout
+    assert "DEPENDS ON" in table.stdout
+    diagram = kascade("diagram", SHOP)
+    assert diagram.returncode == 0
+    assert diagram.stdout.startswith("flowchart LR\n")
+    assert 'subgraph n1["staging (model)"]' in diagram.stdout
+
+
+def test_lint_accepts_the_example():
+    result = kascade("lint", SHOP)
+    assert result.returncode == 0, result.stderr
+    assert "flow `shop-daily` is valid: 12 tasks, 1 hook" in result.stdout
+
+
+def test_crds_prints_exactly_what_crds_holds():
+    printed = [d for d in yaml.safe_load_all(kascade("crds").stdout) if d]
+    on_disk = [
+        d
+        for f in sorted((ROOT / "crds").glob("*.yaml"))
+        for d in yaml.safe_load_all(f.read_text())
+        if d
+    ]
+    assert printed == on_disk
+
+
+def test_lint_names_every_error_and_exits_1(tmp_path: Path):
+    write_project(
+        tmp_path,
+        {
+            "models/a.sql": "select * from {{ ref('missing') }}",
+            "flow.yaml": flow_yaml(
+                [
+                    {"name": "n", "transformation": {"include": ["tag:"]}},
+                    {"name": "m", "script": {"name": "nope"}, "dependsOn": ["zz"]},
+                ]
+            ),
+        },
+    )
+    result = kascade("lint", tmp_path / "flow.yaml")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "model `a` refs unknown model `missing` (models/a.sql:1)" in result.stderr
+    assert "node `n`: include[0]: selector `tag:` has no value to match" in result.stderr
+    assert "node `m` dependsOn unknown node `zz`" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("files", "args", "message"),
+    [
+        ({}, ["plan", "missing.yaml"], "missing.yaml: cannot read"),
+        ({"flow.yaml": "a: ["}, ["plan", "flow.yaml"], "flow.yaml:1: invalid YAML"),
+        (
+            {"flow.yaml": flow_yaml([{"name": "a"}])},
+            ["diagram", "flow.yaml"],
+            "must set exactly one of",
+        ),
+        (
+            {"flow.yaml": flow_yaml([{"name": "a", "script": {"name": "s"}}])},
+            ["plan", "flow.yaml", "--project", "nowhere"],
+            "project directory nowhere does not exist",
+        ),
+        (
+            {
+                "flow.yaml": flow_yaml(
+                    [{"name": "a", "transformation": {}}, {"name": "b", "transformation": {}}]
+                ),
+                "models/x.sql": "select 1",
+            },
+            ["plan", "flow.yaml", "-o", "json"],
+            "selected by two nodes: `a` and `b`",
+        ),
+    ],
+)
+def test_errors_exit_1_with_a_message_and_no_traceback(tmp_path: Path, files, args, message):
+    write_project(tmp_path, files)
+    result = kascade(*args, cwd=tmp_path)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_empty_selection_is_a_warning_on_stderr(tmp_path: Path):
+    write_project(
+        tmp_path,
+        {
+            "models/x.sql": "select 1",
+            "flow.yaml": flow_yaml([{"name": "a", "transformation": {"include": ["tag:none"]}}]),
+        },
+    )
+    result = kascade("plan", tmp_path / "flow.yaml", "-o", "json")
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == {"flow": "f", "tasks": []}
+    assert "warning: node `a` selects no models (include: tag:none)" in result.stderr
+
+
+def test_project_option_points_elsewhere(tmp_path: Path):
+    write_project(
+        tmp_path,
+        {
+            "proj/models/x.sql": "select 1",
+            "flows/flow.yaml": flow_yaml([{"name": "a", "transformation": {}}]),
+        },
+    )
+    result = kascade("plan", "flows/flow.yaml", "--project", "proj", "-o", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [t["id"] for t in json.loads(result.stdout)["tasks"]] == ["x"]
