@@ -20,26 +20,21 @@ def write_project(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def manifest(nodes: list[dict[str, Any]], name: str = "f", **spec: Any) -> dict[str, Any]:
+    """A Flow manifest with the given nodes and extra spec fields."""
+    return {
+        "apiVersion": "kascade.io/v1alpha1",
+        "kind": "Flow",
+        "metadata": {"name": name},
+        "spec": {"nodes": nodes, **spec},
+    }
+
+
 def flow(nodes: list[dict[str, Any]], name: str = "f", **spec: Any) -> Flow:
     """A Flow object with the given nodes and extra spec fields."""
-    return Flow.model_validate(
-        {
-            "apiVersion": "kascade.io/v1alpha1",
-            "kind": "Flow",
-            "metadata": {"name": name},
-            "spec": {"nodes": nodes, **spec},
-        }
-    )
+    return Flow.model_validate(manifest(nodes, name, **spec))
 
 
 def flow_yaml(nodes: list[dict[str, Any]], name: str = "f", **spec: Any) -> str:
     """A Flow manifest as YAML text."""
-    return yaml.safe_dump(
-        {
-            "apiVersion": "kascade.io/v1alpha1",
-            "kind": "Flow",
-            "metadata": {"name": name},
-            "spec": {"nodes": nodes, **spec},
-        },
-        sort_keys=False,
-    )
+    return yaml.safe_dump(manifest(nodes, name, **spec), sort_keys=False)

@@ -250,25 +250,19 @@ def _expand_node(work: _Expansion, flow: Flow, node: Node, models: list[str]) ->
 
 
 def _hook_task(work: _Expansion, flow: Flow, hook: HookNode, event: str) -> PlannedTask:
-    settings = _settings(flow, hook)
     if hook.script is not None:
         _check_script(work, hook.name, hook.script.name)
-        return PlannedTask(
-            id=hook.name,
-            node=hook.name,
-            type=TaskType.SCRIPT,
-            target=hook.script.name,
-            hook=event,
-            **settings,
-        )
-    assert hook.flow is not None
+        kind, target = TaskType.SCRIPT, hook.script.name
+    else:
+        assert hook.flow is not None
+        kind, target = TaskType.FLOW, hook.flow.name
     return PlannedTask(
         id=hook.name,
         node=hook.name,
-        type=TaskType.FLOW,
-        target=hook.flow.name,
+        type=kind,
+        target=target,
         hook=event,
-        **settings,
+        **_settings(flow, hook),
     )
 
 
@@ -292,8 +286,8 @@ def _order(
     tasks: dict[str, PlannedTask] = {}
     for node in nodes:
         for task in work.node_tasks.get(node.name, []):
-            deps = list(model_parents.get(task.id, ())) if task.type == TaskType.MODEL else []
-            deps += node_upstream[node.name]
+            # model_parents is keyed by selected model names, which no other task id repeats
+            deps = [*model_parents.get(task.id, ()), *node_upstream[node.name]]
             parents[task.id] = deps
             tasks[task.id] = task
     graph = Graph(parents)
