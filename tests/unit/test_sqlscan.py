@@ -64,3 +64,24 @@ def test_bad_calls_and_bad_jinja_are_reported_not_raised():
 def test_sql_without_calls_is_not_parsed_at_all():
     scan = scan_sql("select '{{' as odd, 1")
     assert (scan.refs, scan.sources, scan.errors) == ([], [], [])
+
+
+def test_calls_nested_in_other_expressions_are_read_statically():
+    scan = scan_sql(
+        "select {{ dbt_utils.star(from=ref('stg_a'), except=['x']) }}\n"
+        "from {{ ref('stg_b') | lower }}\n"
+        "{% set rel = source('raw', 'c') %}{{ config(meta={'owner': {'team': 'x'}}) }}"
+    )
+    assert [(r.name, r.line) for r in scan.refs] == [("stg_a", 1), ("stg_b", 2)]
+    assert scan.sources == [Source("raw", "c", 3)]
+    assert scan.config == {"meta": {"owner": {"team": "x"}}}
+    assert scan.errors == []
+
+
+def test_rendering_tolerates_unknown_macros_and_context():
+    scan = scan_sql(
+        "{% for m in ['a', 'b'] %}{{ my_macro(ref(m), target.schema) }}{% endfor %}"
+        "{% if adapter.get_relation(this) %}{{ ref('c') }}{% endif %}"
+    )
+    assert [r.name for r in scan.refs] == ["c", "a", "b"]  # literal refs count in any branch
+    assert scan.errors == []

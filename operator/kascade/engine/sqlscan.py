@@ -1,10 +1,10 @@
 """Finds ref(), source() and config() calls in a model's SQL.
 
-A fast static pass reads literal calls straight from the `{{ ... }}` and `{% ... %}` blocks
-without rendering; only a model whose calls take computed arguments (a loop variable, a
-`var()`) is rendered with Jinja, with stand-ins that record the calls. Like dbt's static
-parser, the static pass reads every branch of an `{% if %}`, so a conditional ref still
-orders the model after its target.
+A fast static pass reads every literal call inside the `{{ ... }}` and `{% ... %}` blocks,
+nested ones included, without rendering. Like dbt's static parser it reads every branch
+of an `{% if %}`, so a conditional ref still orders the model after its target. Only a
+model with a call whose arguments are computed (a loop variable, a `var()`) is also
+rendered with Jinja, with stand-ins that record the calls.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ _COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
 _BLOCK = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.DOTALL)
 _CALL_NAMES = ("ref", "source", "config")
 _MENTION = re.compile(r"\b(ref|source|config)\s*\(")
-_SIMPLE_CALL = re.compile(r"^\s*-?\s*(ref|source|config)\s*\((.*)\)\s*-?\s*$", re.DOTALL)
 _STRING_ARGUMENTS = re.compile(r"""^\s*(['"])([^'"\\]*)\1\s*(?:,\s*(['"])([^'"\\]*)\3\s*)?$""")
 _JINJA_CONSTANTS = {"true": True, "false": False, "none": None}
 
@@ -64,25 +63,66 @@ def scan_sql(text: str) -> Scan:
     stripped = _COMMENT.sub(lambda m: "\n" * m.group(0).count("\n"), text) if "{#" in text else text
     if not _MENTION.search(stripped):
         return Scan()
-    try:
-        return _scan_static(stripped)
-    except _Dynamic:
-        return _scan_rendered(text)
+    scan, dynamic = _scan_static(stripped)
+    if dynamic:
+        _merge_rendered(scan, _scan_rendered(text))
+    return scan
 
 
-def _scan_static(text: str) -> Scan:
+def _scan_static(text: str) -> tuple[Scan, bool]:
+    """Literal calls of every block, and whether any call needs rendering."""
     scan = Scan()
+    dynamic = False
     for block in _BLOCK.finditer(text):
         body = block.group(1) if block.group(1) is not None else block.group(2)
-        if not _MENTION.search(body):
-            continue
-        call = _SIMPLE_CALL.match(body)
-        if call is None:
-            raise _Dynamic
-        line = text.count("\n", 0, block.start()) + 1
-        args, kwargs = _literal_arguments(call.group(2))
-        _record(scan, call.group(1), args, kwargs, line)
-    return scan
+        line = 0
+        for call in _MENTION.finditer(body):
+            end = _closing_parenthesis(body, call.end())
+            line = line or text.count("\n", 0, block.start()) + 1
+            try:
+                if end < 0:
+                    raise _Dynamic
+                args, kwargs = _literal_arguments(body[call.end() : end])
+            except _Dynamic:
+                dynamic = True
+                continue
+            _record(scan, call.group(1), args, kwargs, line)
+    return scan, dynamic
+
+
+def _merge_rendered(scan: Scan, rendered: Scan) -> None:
+    """Add what rendering found to the literal calls (which count in every branch)."""
+    known_refs = {(ref.package, ref.name) for ref in scan.refs}
+    scan.refs += [r for r in rendered.refs if (r.package, r.name) not in known_refs]
+    known_sources = {(source.source, source.table) for source in scan.sources}
+    scan.sources += [s for s in rendered.sources if (s.source, s.table) not in known_sources]
+    scan.config.update(rendered.config)
+    scan.config_tags += [tag for tag in rendered.config_tags if tag not in scan.config_tags]
+    scan.errors += rendered.errors
+
+
+def _closing_parenthesis(text: str, start: int) -> int:
+    """Index of the `)` closing the call whose arguments begin at `start`, or -1."""
+    depth = 1
+    quote = ""
+    index = start
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                return index
+        index += 1
+    return -1
 
 
 def _literal_arguments(source: str) -> tuple[list[Any], dict[str, Any]]:
@@ -149,6 +189,14 @@ def _as_tags(value: Any) -> list[str]:
     return [str(value)]
 
 
+class _Anything(jinja2.ChainableUndefined):
+    """Stands in for the rest of dbt's context (macros, adapter, target): it can be read,
+    called and iterated, and renders as nothing, so rendering reaches every call."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Anything:  # type: ignore[override]
+        return self
+
+
 class _Recorder:
     """Jinja globals standing in for dbt's context while a model is rendered for its calls."""
 
@@ -182,7 +230,7 @@ class _Recorder:
 def _scan_rendered(text: str) -> Scan:
     scan = Scan()
     recorder = _Recorder(scan, text)
-    environment = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.ChainableUndefined)
+    environment = jinja2.sandbox.SandboxedEnvironment(undefined=_Anything)
     context: dict[str, Any] = {
         "ref": recorder.ref,
         "source": recorder.source,
