@@ -81,6 +81,7 @@ def test_lint_names_every_error_and_exits_1(tmp_path: Path):
             "models/a.sql": "select * from {{ ref('missing') }}",
             "flow.yaml": flow_yaml(
                 [
+                    {"name": "e", "transformation": {"include": ["tag:none"]}},
                     {"name": "n", "transformation": {"include": ["tag:"]}},
                     {"name": "m", "script": {"name": "nope"}, "dependsOn": ["zz"]},
                 ]
@@ -93,6 +94,7 @@ def test_lint_names_every_error_and_exits_1(tmp_path: Path):
     assert "model `a` refs unknown model `missing` (models/a.sql:1)" in result.stderr
     assert "node `n`: include[0]: selector `tag:` has no value to match" in result.stderr
     assert "node `m` dependsOn unknown node `zz`" in result.stderr
+    assert "warning: node `e` selects no models (include: tag:none)" in result.stderr
     assert result.stdout == ""
 
 

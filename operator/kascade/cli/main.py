@@ -43,6 +43,7 @@ def lint(flow: Path, project: Path | None) -> None:
     try:
         planned = plan_flow(flow, project)
     except PlanError as err:
+        _warn(err.warnings)
         for problem in err.problems:
             stderr.print(f"[red]error:[/] {problem}", markup=True)
         raise SystemExit(1) from None

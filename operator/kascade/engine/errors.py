@@ -24,8 +24,9 @@ class TransitionError(KascadeError):
 class PlanError(KascadeError):
     """A flow and project that cannot be planned; carries every problem found, not just one."""
 
-    def __init__(self, problems: Iterable[str]) -> None:
+    def __init__(self, problems: Iterable[str], warnings: Iterable[str] = ()) -> None:
         self.problems = tuple(problems)
+        self.warnings = tuple(warnings)
         count = len(self.problems)
         heading = "1 problem" if count == 1 else f"{count} problems"
         super().__init__(f"{heading}:\n" + "\n".join(f"  - {p}" for p in self.problems))

@@ -112,10 +112,10 @@ def build_plan(flow: Flow, project: Project) -> Plan:
             hooks.append(task)
             work.add(hook.name, task)
     if model_cycles or node_problems:
-        raise PlanError(work.problems)
+        raise PlanError(work.problems, work.warnings)
     tasks = _order(work, nodes, selections)
     if work.problems:
-        raise PlanError(work.problems)
+        raise PlanError(work.problems, work.warnings)
     if not tasks:
         work.warnings.append(f"flow `{flow.metadata.name}` has no tasks")
     return Plan(
