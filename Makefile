@@ -8,10 +8,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 FLOW := examples/shop/flow.yaml
+CLUSTER ?= kwok
+export CLUSTER
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,8 +43,24 @@ typecheck: $(INSTALLED) ## mypy --strict on the package
 unit: $(INSTALLED) ## unit tests (pure engine, CLI, CRDs)
 	$(BIN)/pytest tests/unit -q
 
+.PHONY: cluster-binaries
+cluster-binaries: ## build kube-apiserver, etcd, kwok... from the Go module proxy (cached)
+	hack/cluster/build.sh
+
+.PHONY: cluster-up
+cluster-up: ## start the local cluster (CLUSTER=kwok, or kind); kubeconfig in .cluster/
+	hack/cluster/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## stop and delete the local cluster
+	hack/cluster/down.sh
+
+.PHONY: integration
+integration: $(INSTALLED) cluster-binaries ## integration tests on the real control plane
+	$(BIN)/pytest tests/integration -q
+
 .PHONY: test
-test: lint typecheck unit ## everything CI runs
+test: lint typecheck unit integration ## everything CI runs
 
 .PHONY: crds
 crds: $(INSTALLED) ## regenerate crds/ from the pydantic models
@@ -55,3 +73,4 @@ bench: $(INSTALLED) ## benchmarks (figures go to docs/performance.md)
 .PHONY: clean
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	@echo "the cluster binaries stay cached in ~/.cache/kascade (make cluster-down stops a cluster)"
