@@ -8,20 +8,20 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from kascade import __version__
 from kascade.api.crd import KINDS, crd_file_name, render_all, render_crd
+from kascade.cli.console import console_for, stderr
 from kascade.cli.loading import plan_flow
+from kascade.cli.local_commands import COMMANDS as LOCAL_COMMANDS
 from kascade.cli.mermaid import render_mermaid
 from kascade.engine.errors import KascadeError, PlanError
+from kascade.runtime.errors import TaskError
 
 # Missing files are reported by the loaders (exit 1, naming the file), not as usage errors.
 FLOW_FILE = click.Path(path_type=Path)
 PROJECT_DIR = click.Path(path_type=Path)
-
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _warn(warnings: tuple[str, ...]) -> None:
@@ -59,11 +59,6 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-def _stdout() -> Console:
-    """Rich output; a pipe gets wide lines rather than a table wrapped at 80 columns."""
-    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-
-
 @cli.command()
 @click.argument("flow", type=FLOW_FILE)
 @click.option("--project", type=PROJECT_DIR, help="Project directory (default: the flow's folder).")
@@ -88,7 +83,7 @@ def plan(flow: Path, project: Path | None, output: str) -> None:
     for task in (*planned.plan.tasks, *planned.plan.hooks):
         node = task.node if task.hook is None else f"{task.node} ({task.hook})"
         table.add_row(task.id, node, task.type.value, task.target, ", ".join(task.depends_on))
-    _stdout().print(table)
+    console_for().print(table)
 
 
 @cli.command()
@@ -119,6 +114,10 @@ def crds(directory: Path | None) -> None:
         click.echo(f"wrote {directory / crd_file_name(kind)}")
 
 
+for command in LOCAL_COMMANDS:
+    cli.add_command(command)
+
+
 def main() -> None:
     """Run the CLI; a KascadeError is a message and exit code 1, never a traceback."""
     try:
@@ -129,7 +128,7 @@ def main() -> None:
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
-    except KascadeError as err:
+    except (KascadeError, TaskError) as err:
         stderr.print(f"error: {err}", markup=False)
         sys.exit(1)
     except Exception as err:

@@ -251,7 +251,8 @@ def _settle_attempt(step: _Step, task: PlannedTask, current: TaskState) -> None:
     if len(current.attempts) <= task.retries:
         base = last.ended_at or step.now
         retry_at = base + timedelta(seconds=task.retry_delay_seconds)
-        step.set(task, T.RETRYING, "Retrying", f"{what}; retry at {retry_at.isoformat()}", retry_at)
+        message = f"{what}; retry in {task.retry_delay_seconds}s"
+        step.set(task, T.RETRYING, "Retrying", message, retry_at)
     elif last.reason == KILL_DEADLINE:
         step.set(task, T.TIMED_OUT, KILL_DEADLINE, what)
     else:

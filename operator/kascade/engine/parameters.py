@@ -1,0 +1,105 @@
+"""Typed Flow parameters: values given to a run are checked and converted, defaults
+(which may be templates such as {{ run.scheduledDate }}) filled in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kascade.api import Parameter, ParameterType
+from kascade.engine.errors import KascadeError
+from kascade.engine.templating import TemplateError, render
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+class ParameterError(KascadeError):
+    """Parameters of a run that do not validate; every problem names its parameter."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(self.problems))
+
+
+def resolve_parameters(
+    declared: Sequence[Parameter], given: Mapping[str, Any], run: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The typed value of every declared parameter, or ParameterError naming each bad one."""
+    problems: list[str] = []
+    known = {parameter.name for parameter in declared}
+    for name in given:
+        if name not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            problems.append(f"parameter `{name}` is not declared by the flow (declared: {listed})")
+    values: dict[str, Any] = {}
+    for parameter in declared:
+        try:
+            values[parameter.name] = _value(parameter, given, run)
+        except ValueError as err:
+            problems.append(f"parameter `{parameter.name}`: {err}")
+    if problems:
+        raise ParameterError(problems)
+    return values
+
+
+def _value(parameter: Parameter, given: Mapping[str, Any], run: Mapping[str, Any]) -> Any:
+    if parameter.name in given:
+        return convert(parameter.type, given[parameter.name])
+    if parameter.default is None:
+        raise ValueError("required, and the flow gives no default")
+    default = parameter.default
+    if isinstance(default, str):
+        try:
+            default = render(default, {"run": dict(run)})
+        except TemplateError as err:
+            raise ValueError(f"default: {err}") from err
+    return convert(parameter.type, default)
+
+
+def convert(kind: ParameterType, raw: Any) -> Any:
+    """A value as the declared type; strings (from --param K=V) are parsed."""
+    if kind == ParameterType.STRING:
+        if isinstance(raw, dict | list):
+            raise ValueError(f"expected a string, got {type(raw).__name__}")
+        return raw if isinstance(raw, str) else _text(raw)
+    if kind == ParameterType.BOOLEAN:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise ValueError(f"expected a boolean (true/false), got {raw!r}")
+    if kind == ParameterType.INTEGER:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str):
+            try:
+                return int(raw.strip())
+            except ValueError:
+                pass
+        raise ValueError(f"expected an integer, got {raw!r}")
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return float(raw.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"expected a number, got {raw!r}")
+
+
+def _text(raw: Any) -> str:
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    return str(raw)
+
+
+def parse_assignments(pairs: Sequence[str]) -> dict[str, str]:
+    """`--param K=V` pairs as a mapping; a pair without `=` is an error naming it."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ParameterError([f"--param `{pair}` must look like NAME=VALUE"])
+        values[name.strip()] = value
+    return values

@@ -1,0 +1,1 @@
+"""Running flows on this machine: tasks as local processes, run records on disk."""

@@ -1,0 +1,81 @@
+"""Running one connector: connectors/<name>.yaml describes files to load into a table.
+
+source:
+  format: csv            # csv (default), parquet or json
+  path: data/orders*.csv # relative to the project; globs allowed
+destination:
+  table: raw.orders      # schema.table
+mode: replace            # replace (default) or append
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import yaml
+
+from kascade.runtime.errors import CannotStart
+from kascade.runtime.warehouse import WarehouseError, open_warehouse
+
+_READERS = {"csv": "read_csv_auto", "parquet": "read_parquet", "json": "read_json_auto"}
+
+
+class ConnectorError(CannotStart):
+    """A connector that is missing, misconfigured or fails; the message names the file."""
+
+
+def load_connector(project_dir: str, name: str) -> dict[str, Any]:
+    """The connector's configuration, checked."""
+    shown = f"connectors/{name}.yaml"
+    path = os.path.join(project_dir, shown)
+    if not os.path.isfile(path):
+        raise ConnectorError(
+            f"connector `{name}` not found: {shown} does not exist in {project_dir}"
+        )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as err:
+        raise ConnectorError(f"{shown}: cannot read: {err}") from err
+    if not isinstance(config, dict):
+        raise ConnectorError(f"{shown}: expected a mapping with source and destination")
+    source, destination = config.get("source"), config.get("destination")
+    if not isinstance(source, dict) or not isinstance(source.get("path"), str):
+        raise ConnectorError(f"{shown}: source.path is required")
+    if source.get("format", "csv") not in _READERS:
+        raise ConnectorError(f"{shown}: source.format must be one of {', '.join(_READERS)}")
+    table = destination.get("table") if isinstance(destination, dict) else None
+    if not isinstance(table, str) or table.count(".") != 1:
+        raise ConnectorError(f"{shown}: destination.table must look like schema.table")
+    if config.get("mode", "replace") not in ("replace", "append"):
+        raise ConnectorError(f"{shown}: mode must be replace or append")
+    return config
+
+
+def run_connector(project_dir: str, name: str, warehouse_url: str) -> dict[str, Any]:
+    """Load the connector's files; returns outputs (table, rows)."""
+    config = load_connector(project_dir, name)
+    source = config["source"]
+    reader = _READERS[source.get("format", "csv")]
+    files = os.path.join(project_dir, source["path"]).replace("'", "''")
+    schema, table = config["destination"]["table"].split(".")
+    warehouse = open_warehouse(warehouse_url)
+    try:
+        target = warehouse.quote(schema, table)
+        select = f"SELECT * FROM {reader}('{files}')"
+        load = (
+            f"INSERT INTO {target} {select}"
+            if config.get("mode") == "append" and warehouse.kind_of(schema, table) == "table"
+            else f"CREATE OR REPLACE TABLE {target} AS {select}"
+        )
+        try:
+            warehouse.run_in_transaction(
+                [f"CREATE SCHEMA IF NOT EXISTS {warehouse.quote(schema)}", load]
+            )
+        except WarehouseError as err:
+            raise ConnectorError(f"connector `{name}` failed: {err}") from err
+        rows = int(warehouse.scalar(f"SELECT count(*) FROM {target}"))
+        return {"table": f"{schema}.{table}", "rows": rows}
+    finally:
+        warehouse.close()
