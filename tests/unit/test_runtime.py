@@ -1,0 +1,228 @@
+"""The task runtime against a real DuckDB file: models, connectors, scripts, outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from kascade.runtime.connectors import ConnectorError, run_connector
+from kascade.runtime.models import ModelError, build_model
+from kascade.runtime.outputs import OutputsError, encode_outputs
+from kascade.runtime.warehouse import WarehouseError, duckdb_path, open_warehouse
+from tests.projects import write_project
+
+PROJECT = {
+    "dbt_project.yml": "name: p\nmodels:\n  p:\n    marts:\n      +materialized: table\n",
+    "seeds/countries.csv": "code,name\nAT,Austria\n",
+    "data/orders.csv": "id,amount\n1,10\n2,20\n3,30\n",
+    "models/staging/stg_orders.sql": (
+        "-- staging\nselect id, amount from {{ source('raw', 'orders') }};"
+    ),
+    "models/marts/fct_total.sql": "select sum(amount) as total from {{ ref('stg_orders') }}",
+    "models/marts/custom.sql": (
+        "{{ config(schema='finance') }} select * from {{ ref('fct_total') }}"
+    ),
+    "models/bad.sql": "selec 1",
+    "models/odd.sql": "{{ config(materialized='snapshot') }} select 1",
+    "connectors/orders.yaml": "source: {path: data/orders.csv}\ndestination: {table: raw.orders}\n",
+    "connectors/orders_append.yaml": "source: {path: data/orders.csv, format: csv}\n"
+    "destination: {table: raw.orders}\nmode: append\n",
+    "connectors/broken.yaml": "source: {path: data/orders.csv}\ndestination: {table: orders}\n",
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return write_project(tmp_path / "project", PROJECT)
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> str:
+    return f"duckdb:///{tmp_path}/w.duckdb"
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    with duckdb.connect(duckdb_path(url), read_only=True) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def test_models_build_views_and_tables_in_their_schemas(project, warehouse):
+    assert run_connector(str(project), "orders", warehouse) == {"table": "raw.orders", "rows": 3}
+    assert build_model(str(project), "stg_orders", warehouse) == {
+        "relation": "main.stg_orders",
+        "materialized": "view",
+    }
+    assert build_model(str(project), "fct_total", warehouse) == {
+        "relation": "main.fct_total",
+        "materialized": "table",
+        "rows": 1,
+    }
+    assert build_model(str(project), "custom", warehouse)["relation"] == "finance.custom"
+    assert query(warehouse, "select total from finance.custom") == [(60,)]
+    kinds = dict(query(warehouse, "select table_name, table_type from information_schema.tables"))
+    assert kinds["stg_orders"] == "VIEW"
+    assert kinds["fct_total"] == "BASE TABLE"
+
+
+def test_a_model_can_change_from_view_to_table_and_back(project, warehouse):
+    run_connector(str(project), "orders", warehouse)
+    build_model(str(project), "stg_orders", warehouse)
+    (project / "models/staging/stg_orders.sql").write_text(
+        "{{ config(materialized='table') }} select * from {{ source('raw', 'orders') }}"
+    )
+    assert build_model(str(project), "stg_orders", warehouse)["materialized"] == "table"
+    (project / "models/staging/stg_orders.sql").write_text("select 1 as id")
+    assert build_model(str(project), "stg_orders", warehouse)["materialized"] == "view"
+    assert query(warehouse, "select * from main.stg_orders") == [(1,)]
+
+
+def test_a_failing_model_leaves_the_previous_relation_alone(project, warehouse):
+    run_connector(str(project), "orders", warehouse)
+    build_model(str(project), "stg_orders", warehouse)
+    (project / "models/staging/stg_orders.sql").write_text("select * from nowhere")
+    with pytest.raises(
+        ModelError,
+        match=r"model `stg_orders` \(models/staging/stg_orders.sql\) "
+        r"failed: Catalog Error",
+    ):
+        build_model(str(project), "stg_orders", warehouse)
+    assert len(query(warehouse, "select * from main.stg_orders")) == 3
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("bad", "model `bad` (models/bad.sql) failed: Parser Error"),
+        ("odd", "model `odd`: unsupported materialized='snapshot'"),
+        ("missing", "model `missing` not found in project"),
+    ],
+)
+def test_model_errors_name_the_model(project, warehouse, model, message):
+    with pytest.raises(ModelError) as err:
+        build_model(str(project), model, warehouse)
+    assert message in str(err.value)
+
+
+def test_connectors_replace_or_append(project, warehouse):
+    run_connector(str(project), "orders", warehouse)
+    assert run_connector(str(project), "orders_append", warehouse)["rows"] == 6
+    assert run_connector(str(project), "orders", warehouse)["rows"] == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("nope", "connector `nope` not found: connectors/nope.yaml does not exist"),
+        ("broken", "connectors/broken.yaml: destination.table must look like schema.table"),
+    ],
+)
+def test_connector_errors_name_the_file(project, warehouse, name, message):
+    with pytest.raises(ConnectorError, match=message.replace(".", r"\.")):
+        run_connector(str(project), name, warehouse)
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("duckdb:///rel/w.duckdb", "rel/w.duckdb"),
+        ("duckdb:////abs/w.duckdb", "/abs/w.duckdb"),
+        ("duckdb:///:memory:", ":memory:"),
+    ],
+)
+def test_duckdb_urls(url, path):
+    assert duckdb_path(url) == path
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgres://db/x", "unsupported warehouse URL 'postgres://db/x' (supported: duckdb://)"),
+        ("duckdb://host/x", "a DuckDB URL looks like duckdb:///path/to/file.duckdb"),
+        ("duckdb:///", "names no file"),
+        ("duckdb:////no/such/dir/w.duckdb", "folder /no/such/dir does not exist"),
+    ],
+)
+def test_unusable_warehouses_are_named(url, message):
+    with pytest.raises(WarehouseError) as err:
+        open_warehouse(url)
+    assert message in str(err.value)
+
+
+def test_outputs_must_be_a_small_json_object():
+    assert encode_outputs({"b": 1, "a": "x"}) == '{"a":"x","b":1}'
+    with pytest.raises(OutputsError, match="must be a JSON object, got list"):
+        encode_outputs([1])
+    with pytest.raises(OutputsError, match="the limit is 4096 bytes"):
+        encode_outputs({"x": "y" * 5000})
+
+
+def runtime(
+    project: Path, tmp_path: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    published = tmp_path / "published.json"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "KASCADE_PROJECT": str(project),
+        "KASCADE_OUTPUTS": str(tmp_path / "outputs.json"),
+        "KASCADE_TERMINATION_LOG": str(published),
+        "KASCADE_WAREHOUSE": f"duckdb:///{tmp_path}/w.duckdb",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "kascade.runtime", *args],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result, published
+
+
+SCRIPTS = {
+    "scripts/ok/__main__.py": (
+        "import json, os, sys\n"
+        "json.dump({'args': sys.argv[1:], 'task': os.environ.get('KASCADE_TASK')},"
+        " open(os.environ['KASCADE_OUTPUTS'], 'w'))\n"
+    ),
+    "scripts/exit3/__main__.py": "import sys\nprint('bye')\nsys.exit(3)\n",
+    "scripts/boom/__main__.py": "raise RuntimeError('kaboom')\n",
+    "scripts/big/__main__.py": (
+        "import json, os\njson.dump({'x': 'y' * 5000}, open(os.environ['KASCADE_OUTPUTS'], 'w'))\n"
+    ),
+}
+
+
+def test_scripts_get_their_args_and_publish_outputs(tmp_path):
+    project = write_project(tmp_path / "p", SCRIPTS)
+    result, published = runtime(project, tmp_path, "script", "ok", "--", "a b", "--flag")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(published.read_text()) == {"args": ["a b", "--flag"], "task": None}
+
+
+@pytest.mark.parametrize(
+    ("script", "code", "message"),
+    [
+        ("exit3", 3, "error: script `exit3` exited with code 3"),
+        ("boom", 1, "RuntimeError: kaboom"),
+        ("nope", 2, "error: script `nope` not found: scripts/nope/__main__.py does not exist"),
+        ("big", 1, "error: outputs are 5008 bytes; the limit is 4096 bytes"),
+    ],
+)
+def test_script_failures_exit_with_a_code_and_a_message(tmp_path, script, code, message):
+    project = write_project(tmp_path / "p", SCRIPTS)
+    result, published = runtime(project, tmp_path, "script", script)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert not published.exists()
+
+
+def test_the_runtime_explains_its_usage(tmp_path):
+    result, _ = runtime(tmp_path, tmp_path, "dance")
+    assert result.returncode == 2
+    assert "usage: python -m kascade.runtime" in result.stderr
