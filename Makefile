@@ -24,11 +24,13 @@ $(INSTALLED): pyproject.toml
 .PHONY: venv
 venv: $(INSTALLED) ## create .venv and install kascade with its dev tools
 
+DEMO_STATE := .kascade/demo
+
 .PHONY: demo
-demo: $(INSTALLED) ## plan and draw the example flow (examples/shop)
+demo: $(INSTALLED) ## run the example flow (examples/shop) locally and show its tables
 	$(BIN)/kascade lint $(FLOW)
-	$(BIN)/kascade plan $(FLOW)
-	$(BIN)/kascade diagram $(FLOW)
+	$(BIN)/kascade run $(FLOW) --local --state-dir $(DEMO_STATE)
+	$(BIN)/kascade tables --state-dir $(DEMO_STATE)
 
 .PHONY: lint
 lint: $(INSTALLED) ## ruff (lint and format check)
@@ -37,7 +39,7 @@ lint: $(INSTALLED) ## ruff (lint and format check)
 
 .PHONY: typecheck
 typecheck: $(INSTALLED) ## mypy --strict on the package
-	$(BIN)/mypy operator/kascade/api operator/kascade/engine operator/kascade/cli
+	$(BIN)/mypy operator/kascade
 
 .PHONY: unit
 unit: $(INSTALLED) ## unit tests (pure engine, CLI, CRDs)
@@ -59,8 +61,12 @@ cluster-down: ## stop and delete the local cluster
 integration: $(INSTALLED) cluster-binaries ## integration tests on the real control plane
 	$(BIN)/pytest tests/integration -q
 
+.PHONY: e2e
+e2e: $(INSTALLED) ## end-to-end tests: example flows through the CLI
+	$(BIN)/pytest tests/e2e -q
+
 .PHONY: test
-test: lint typecheck unit integration ## everything CI runs
+test: lint typecheck unit integration e2e ## everything CI runs
 
 .PHONY: crds
 crds: $(INSTALLED) ## regenerate crds/ from the pydantic models
@@ -69,6 +75,7 @@ crds: $(INSTALLED) ## regenerate crds/ from the pydantic models
 .PHONY: bench
 bench: $(INSTALLED) ## benchmarks (figures go to docs/performance.md)
 	$(BIN)/python benchmarks/plan.py
+	$(BIN)/python benchmarks/local.py
 
 .PHONY: clean
 clean: ## remove the virtualenv and caches

@@ -60,7 +60,7 @@ def test_plan_table_and_diagram():
 def test_lint_accepts_the_example():
     result = kascade("lint", SHOP)
     assert result.returncode == 0, result.stderr
-    assert "flow `shop-daily` is valid: 12 tasks, 1 hook" in result.stdout
+    assert "flow `shop-daily` is valid: 12 tasks, 2 hooks" in result.stdout
 
 
 def test_crds_prints_exactly_what_crds_holds():

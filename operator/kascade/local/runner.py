@@ -28,6 +28,7 @@ from kascade.engine.runstate import (
     KillTask,
     Limits,
     RunState,
+    SetRunPhase,
     StartTask,
     record_attempt_end,
     request_abort,
@@ -100,28 +101,39 @@ class LocalRunner:
         self._interrupts += 1
 
     def run(self) -> RunRecord:
-        """Run until the run is terminal and no attempt is left; returns the final record."""
+        """Run until the run is terminal and no attempt is left; returns the final record.
+
+        If the runner itself fails (say the state dir fills up), its attempts are killed
+        before the error propagates: no task process outlives its runner.
+        """
         with _ctrl_c_calls(self.interrupt):
-            while True:
-                now = self.clock()
-                if self._interrupts and not self.state.abort_requested:
-                    self.state = request_abort(self.state)
-                if self._interrupts > 1:
-                    self.pool.kill_all("Aborted", force=True)
-                decision = decide(self.plan, self.state, self.limits, now)
-                self.state = decision.state
-                started_failed = self._act(decision.actions, now)
-                self._sync(now)
-                if run_is_terminal(self.state.phase) and not self.pool.running:
-                    break
-                self._persist(force=False)
-                self.reporter.tick(self.record)
-                timeout = 0.0 if started_failed else self._timeout(decision.wake_at, now)
-                for ended in self.pool.wait(timeout):
-                    self._reap(ended)
-                self.pool.escalate()
+            try:
+                self._loop()
+            except BaseException:
+                self.pool.kill_all("RunnerFailed", force=True)
+                raise
         self._persist(force=True)
         return self.record
+
+    def _loop(self) -> None:
+        while True:
+            now = self.clock()
+            if self._interrupts and not self.state.abort_requested:
+                self.state = request_abort(self.state)
+            if self._interrupts > 1:
+                self.pool.kill_all("Aborted", force=True)
+            decision = decide(self.plan, self.state, self.limits, now)
+            self.state = decision.state
+            started_failed = self._act(decision.actions, now)
+            self._sync(now, [a for a in decision.actions if isinstance(a, SetRunPhase)])
+            if run_is_terminal(self.state.phase) and not self.pool.running:
+                return
+            self._persist(force=False)
+            self.reporter.tick(self.record)
+            timeout = 0.0 if started_failed else self._timeout(decision.wake_at, now)
+            for ended in self.pool.wait(timeout):
+                self._reap(ended)
+            self.pool.escalate()
 
     # --- actions ----------------------------------------------------------------------
 
@@ -231,7 +243,11 @@ class LocalRunner:
             scheduled_time=self.record.scheduled_time,
             created=self.record.created_at,
         )
-        outputs = {t.id: t.outputs for t in self.record.tasks if t.phase in TASK_SUCCESSFUL}
+        # Phases from the engine's state: the record catches up only after this decision.
+        phases = self.state.tasks
+        outputs = {
+            t.id: t.outputs for t in self.record.tasks if phases[t.id].phase in TASK_SUCCESSFUL
+        }
         return template_context(run, self.record.parameters, outputs)
 
     def _reap(self, ended: TaskProcess) -> None:
@@ -252,8 +268,9 @@ class LocalRunner:
 
     # --- bookkeeping --------------------------------------------------------------------
 
-    def _sync(self, now: datetime) -> None:
-        """Copy the engine's state into the record; tell the reporter what changed."""
+    def _sync(self, now: datetime, run_changes: list[SetRunPhase]) -> None:
+        """Copy the engine's state into the record, every run phase change into its
+        history; tell the reporter what changed."""
         changes: list[Change] = []
         record, state = self.record, self.state
         for task in record.tasks:
@@ -263,12 +280,14 @@ class LocalRunner:
             task.phase, task.reason, task.retry_at = current.phase, current.reason, current.retry_at
             task.message = _task_message(current.message, task.attempts)
             changes.append(Change(now, current.phase.value, task.id, task.message or ""))
-        if state.phase != record.phase and state.phase is not None:
+        for change in run_changes:
             record.history.append(
-                PhaseRecord(phase=state.phase, time=now, reason=state.reason, message=state.message)
+                PhaseRecord(
+                    phase=change.phase, time=now, reason=change.reason, message=change.message
+                )
             )
-            del record.history[:-HISTORY_LIMIT]
-            changes.append(Change(now, state.phase.value, None, state.message or ""))
+            changes.append(Change(now, change.phase.value, None, change.message))
+        del record.history[:-HISTORY_LIMIT]
         record.phase, record.reason, record.message = state.phase, state.reason, state.message
         record.started_at, record.finished_at = state.started_at, state.finished_at
         if changes:

@@ -9,11 +9,14 @@ Usage::
 
 The warehouse is taken from the ``KASCADE_WAREHOUSE`` environment variable, a URL of the
 form ``duckdb:///path/to/file.duckdb`` (default: ``duckdb:///shop.duckdb``). The optional
-``AS_OF`` argument is only echoed; the seed data is static.
+``AS_OF`` argument is only echoed; the seed data is static. The number of tables and
+rows loaded is published as the task's outputs (a JSON object written to the file named
+by ``KASCADE_OUTPUTS``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -58,12 +61,22 @@ def main(argv: list[str]) -> int:
     print(f"loading {len(csv_files)} file(s) from {DATA_DIR} into {db_path}")
     if as_of:
         print(f"as of {as_of}")
+    total = 0
     with duckdb.connect(db_path) as con:
         con.execute("CREATE SCHEMA IF NOT EXISTS raw")
         for csv_path in csv_files:
             rows = load_csv(con, csv_path)
+            total += rows
             print(f"raw.{csv_path.stem}: {rows} rows")
+    publish_outputs({"tables": len(csv_files), "rows": total})
     return 0
+
+
+def publish_outputs(outputs: dict[str, int]) -> None:
+    """Hand outputs to kascade (downstream tasks read {{ tasks.load.outputs.rows }})."""
+    path = os.environ.get("KASCADE_OUTPUTS")
+    if path:
+        Path(path).write_text(json.dumps(outputs), encoding="utf-8")
 
 
 if __name__ == "__main__":
