@@ -62,6 +62,18 @@ def job_condition(cluster: Cluster, namespace: str, name: str) -> str | None:
     return None
 
 
+def finished(cluster: Cluster, namespace: str, name: str) -> str:
+    """Wait for a Job to end; its final condition, Complete or Failed."""
+    condition = wait_for(
+        lambda: job_condition(cluster, namespace, name),
+        lambda c: c is not None,
+        timeout=60,
+        what=f"job {name} to finish",
+    )
+    assert condition is not None
+    return condition
+
+
 def pod_exit_codes(cluster: Cluster, namespace: str, job_name: str) -> list[int | None]:
     pods = cluster.core().list_namespaced_pod(namespace, label_selector=f"job-name={job_name}")
     codes: list[int | None] = []
@@ -210,15 +222,7 @@ def test_run_rules_hold_at_admission(cluster: Cluster, namespace: str):
 
 def test_a_job_runs_to_complete_on_the_kwok_node(cluster: Cluster, namespace: str):
     cluster.batch().create_namespaced_job(namespace, job("ok"))
-    assert (
-        wait_for(
-            lambda: job_condition(cluster, namespace, "ok"),
-            lambda c: c is not None,
-            timeout=60,
-            what="job ok to finish",
-        )
-        == "Complete"
-    )
+    assert finished(cluster, namespace, "ok") == "Complete"
     assert pod_exit_codes(cluster, namespace, "ok") == [0]
     pod = cluster.core().list_namespaced_pod(namespace, label_selector="job-name=ok").items[0]
     assert pod.spec.node_name == "kwok-node-0"  # placed by the real scheduler
@@ -228,15 +232,7 @@ def test_a_job_whose_pod_carries_the_failure_label_fails_with_exit_code_1(
     cluster: Cluster, namespace: str
 ):
     cluster.batch().create_namespaced_job(namespace, job("bad", fail=True))
-    assert (
-        wait_for(
-            lambda: job_condition(cluster, namespace, "bad"),
-            lambda c: c is not None,
-            timeout=60,
-            what="job bad to finish",
-        )
-        == "Failed"
-    )
+    assert finished(cluster, namespace, "bad") == "Failed"
     assert pod_exit_codes(cluster, namespace, "bad") == [1]
 
 
@@ -253,15 +249,7 @@ def test_a_job_pod_can_run_for_a_while_and_exit_with_a_chosen_code(
     )
     assert running == [None]
     assert job_condition(cluster, namespace, "slow") is None
-    assert (
-        wait_for(
-            lambda: job_condition(cluster, namespace, "slow"),
-            lambda c: c is not None,
-            timeout=60,
-            what="job slow to finish",
-        )
-        == "Failed"
-    )
+    assert finished(cluster, namespace, "slow") == "Failed"
     assert pod_exit_codes(cluster, namespace, "slow") == [3]
 
 

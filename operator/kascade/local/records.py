@@ -103,39 +103,32 @@ class RunRecord(_Record):
         raise KeyError(task_id)
 
 
+# Fields a task record copies from its plan entry, and gives back to rebuild the plan.
+_PLAN_FIELDS = (
+    "id",
+    "node",
+    "type",
+    "target",
+    "trigger",
+    "retries",
+    "retry_delay_seconds",
+    "timeout_seconds",
+    "hook",
+    "path",
+)
+
+
 def task_record(task: PlannedTask, phase: TaskPhase = TaskPhase.PENDING) -> TaskRecord:
     """A record for a planned task."""
-    return TaskRecord(
-        id=task.id,
-        node=task.node,
-        type=task.type,
-        target=task.target,
-        depends_on=list(task.depends_on),
-        trigger=task.trigger,
-        retries=task.retries,
-        retry_delay_seconds=task.retry_delay_seconds,
-        timeout_seconds=task.timeout_seconds,
-        hook=task.hook,
-        path=task.path,
-        phase=phase,
-    )
+    fields = {name: getattr(task, name) for name in _PLAN_FIELDS}
+    return TaskRecord(**fields, depends_on=list(task.depends_on), phase=phase)
 
 
 def plan_of(record: RunRecord) -> Plan:
     """The plan a record was made from."""
     planned = [
         PlannedTask(
-            id=t.id,
-            node=t.node,
-            type=t.type,
-            target=t.target,
-            depends_on=tuple(t.depends_on),
-            trigger=t.trigger,
-            retries=t.retries,
-            retry_delay_seconds=t.retry_delay_seconds,
-            timeout_seconds=t.timeout_seconds,
-            hook=t.hook,
-            path=t.path,
+            **{name: getattr(t, name) for name in _PLAN_FIELDS}, depends_on=tuple(t.depends_on)
         )
         for t in record.tasks
     ]

@@ -154,11 +154,9 @@ class LocalRunner:
         attempt = AttemptRecord(number=action.attempt, start_time=now, log=str(log_path))
         record.attempts.append(attempt)
         self._dirty = True
+        published = self.store.attempt_file(self.record.id, task.id, action.attempt, "published")
         try:
-            command, env = self._command(task, action.attempt)
-            published = self.store.attempt_file(
-                self.record.id, task.id, action.attempt, "published"
-            )
+            command, env = self._command(task, action.attempt, published)
             self.pool.start(
                 task.id,
                 action.attempt,
@@ -178,7 +176,10 @@ class LocalRunner:
             return False
         return True
 
-    def _command(self, task: PlannedTask, attempt: int) -> tuple[list[str], dict[str, str]]:
+    def _command(
+        self, task: PlannedTask, attempt: int, published: Path
+    ) -> tuple[list[str], dict[str, str]]:
+        """The command and environment of an attempt; TaskStartError when it cannot start."""
         kind = _RUNTIME_KIND.get(task.type)
         node = self._node(task)
         if kind is None:
@@ -191,7 +192,6 @@ class LocalRunner:
         if node.script is not None:
             args = render_list(node.script.args or [], context)
         outputs_path = self.store.attempt_file(self.record.id, task.id, attempt, "outputs")
-        published = self.store.attempt_file(self.record.id, task.id, attempt, "published")
         env = dict(os.environ)
         env.update(self._flow_env(node, context))
         env.update(
