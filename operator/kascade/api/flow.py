@@ -363,6 +363,11 @@ class FlowSpec(ApiModel):
     max_parallel_tasks: int = Field(
         default=8, ge=1, le=10000, description="Most tasks running at the same time."
     )
+    max_active_runs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most runs of this Flow active at once; more wait in QUEUED, oldest first.",
+    )
     fail_fast: bool = Field(
         default=False,
         description="On the first terminal task failure, stop running tasks and start no more.",

@@ -120,6 +120,17 @@ class PhaseChange(StatusModel):
     message: str | None = Field(default=None, description="Human-readable details.")
 
 
+class RunSettings(StatusModel):
+    """The Flow settings a run took when it was admitted (later Flow edits do not change it)."""
+
+    max_parallel_tasks: int = Field(description="Most tasks running at the same time.")
+    fail_fast: bool = Field(default=False, description="Stop at the first task failure.")
+    timeout_seconds: int | None = Field(default=None, description="Whole-run deadline.")
+    project_config_map: str | None = Field(
+        default=None, description="The ConfigMap the run's tasks take the project from."
+    )
+
+
 class RunStatus(StatusModel):
     """The observed state of a Run: phase, history, task counts, related runs."""
 
@@ -140,6 +151,9 @@ class RunStatus(StatusModel):
     duration: str | None = Field(default=None, description="Run time, e.g. 4m12s.")
     parameters: dict[str, Any] | None = Field(
         default=None, description="The parameter values in effect, defaults applied."
+    )
+    settings: RunSettings | None = Field(
+        default=None, description="The Flow settings the run took when it was planned."
     )
     total_tasks: int | None = Field(default=None, ge=0, description="Tasks in the run's plan.")
     task_counts: dict[str, int] | None = Field(

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from kascade import __version__
 from kascade.api.crd import KINDS, crd_file_name, render_all, render_crd
+from kascade.cli.cluster_commands import COMMANDS as CLUSTER_COMMANDS
 from kascade.cli.console import console_for, stderr
 from kascade.cli.loading import plan_flow
 from kascade.cli.local_commands import COMMANDS as LOCAL_COMMANDS
@@ -114,7 +115,7 @@ def crds(directory: Path | None) -> None:
         click.echo(f"wrote {directory / crd_file_name(kind)}")
 
 
-for command in LOCAL_COMMANDS:
+for command in (*LOCAL_COMMANDS, *CLUSTER_COMMANDS):
     cli.add_command(command)
 
 

@@ -24,6 +24,7 @@ def main(argv: list[str]) -> int:
     kind, name, rest = argv[0], argv[1], argv[2:]
     args = rest[1:] if rest[:1] == ["--"] else rest
     try:
+        _unpack_project()
         outputs = _execute(kind, name, args, contract.project_dir())
         from kascade.runtime.outputs import publish_outputs, read_written_outputs
 
@@ -38,6 +39,24 @@ class _ScriptFailed(TaskError):
     def __init__(self, name: str, code: int) -> None:
         super().__init__(f"script `{name}` exited with code {code}")
         self.exit_code = code
+
+
+def _unpack_project() -> None:
+    """In a pod the project arrives packed (ConfigMap volume): unpack it first."""
+    import os
+
+    archive = os.environ.get(contract.PROJECT_ARCHIVE)
+    if not archive:
+        return
+    from pathlib import Path
+
+    from kascade.runtime.archive import unpack
+
+    try:
+        packed = Path(archive).read_bytes()
+    except OSError as err:
+        raise CannotStart(f"cannot read the project archive {archive}: {err}") from err
+    unpack(packed, Path(contract.project_dir()))
 
 
 def _execute(kind: str, name: str, args: list[str], project: str) -> dict[str, Any]:

@@ -1,0 +1,26 @@
+"""How the operator is configured (`kascade operator` flags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kascade import __version__
+
+DEFAULT_IMAGE = f"ghcr.io/kascade/runtime:{__version__}"
+EXECUTORS = ("jobs", "local")
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Settings of one operator process."""
+
+    namespaces: tuple[str, ...] = ()
+    executor: str = "jobs"
+    image: str = DEFAULT_IMAGE
+    warehouse: str | None = None
+    state_dir: Path = field(default_factory=lambda: Path(".kascade/operator"))
+    max_active_runs: int | None = None
+    max_api_concurrency: int = 16
+    resync_seconds: float = 120.0
+    missing_job_grace_seconds: float = 30.0

@@ -1,0 +1,128 @@
+"""Flow status: whether the Flow (with its project) is valid, and its runs at a glance
+(the last run, the active runs). This writer owns those fields of Flow status."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from kascade.api import Flow, RunPhase
+from kascade.engine.errors import KascadeError, PlanError
+from kascade.engine.manifests import format_validation_error
+from kascade.engine.plan import build_plan
+from kascade.engine.project import load_project
+from kascade.engine.statemachine import run_is_terminal
+from kascade.operator.executors import RunFacts
+from kascade.operator.kube import Kube
+from kascade.operator.preparation import ProjectCache
+
+log = logging.getLogger("kascade.operator")
+DEBOUNCE_SECONDS = 0.2
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def runs_summary(runs: Iterable[RunFacts]) -> dict[str, Any]:
+    """lastRun and activeRuns of a Flow from its runs (child runs of other flows included
+    when they run this flow)."""
+    ordered = sorted(runs, key=lambda r: (r.created or datetime.min.replace(tzinfo=UTC), r.name))
+    summary: dict[str, Any] = {
+        "activeRuns": [r.name for r in ordered if not run_is_terminal(r.phase)] or None,
+        "lastRun": None,
+    }
+    if ordered:
+        last = ordered[-1]
+        summary["lastRun"] = {
+            "name": last.name,
+            "phase": last.phase.value if isinstance(last.phase, RunPhase) else None,
+            "startTime": _time(last.started),
+            "completionTime": _time(last.finished),
+        }
+    return summary
+
+
+class FlowStatusWriter:
+    """Debounced writer of Flow status, one pending update per Flow."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        projects: ProjectCache,
+        runs: Callable[[tuple[str, str]], Iterable[RunFacts]],
+    ) -> None:
+        self.kube = kube
+        self.projects = projects
+        self.runs = runs
+        self.pending: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.written: dict[tuple[str, str], dict[str, Any]] = {}
+        self.validity: dict[tuple[str, str], tuple[tuple[int, str], dict[str, Any]]] = {}
+
+    def touch(self, namespace: str, flow: str) -> None:
+        """Something changed for a Flow; write its status soon."""
+        key = (namespace, flow)
+        if key in self.pending and not self.pending[key].done():
+            return
+        self.pending[key] = asyncio.get_running_loop().create_task(self._update(key))
+
+    async def _update(self, key: tuple[str, str]) -> None:
+        await asyncio.sleep(DEBOUNCE_SECONDS)
+        try:
+            body = await self.kube.get("flows", *key)
+            if body is None:
+                return
+            status = {**runs_summary(self.runs(key)), **await self._validity(body)}
+            if status != self.written.get(key):
+                await self.kube.patch_status("flows", key[0], key[1], status)
+                self.written[key] = status
+        except Exception as err:  # a Flow must never take the operator down
+            log.exception("flow=%s/%s event=status-error error=%s", *key, err)
+
+    async def _validity(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Valid condition and task count; recomputed when the Flow's generation or its
+        project's content changes."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        generation = int(meta.get("generation") or 0)
+        problem: str | None = None
+        tasks = None
+        try:
+            flow = Flow.model_validate({**body, "status": None})
+            config_map = flow.spec.project.config_map if flow.spec.project else None
+            project = await self.projects.fetch(key[0], config_map)
+            version = (generation, project.name)
+            cached = self.validity.get(key)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            tasks = len(build_plan(flow, load_project(project)).tasks)
+        except ValidationError as err:
+            version, problem = (
+                (generation, ""),
+                format_validation_error(err, f"Flow {key[1]}", body),
+            )
+        except PlanError as err:
+            version, problem = (generation, project.name), "; ".join(err.problems)
+        except KascadeError as err:
+            version, problem = (generation, ""), str(err)
+        cached = self.validity.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        condition = {
+            "type": "Valid",
+            "status": "False" if problem else "True",
+            "reason": "Invalid" if problem else "Planned",
+            "message": (problem or f"{tasks} tasks")[:1024],
+            "lastTransitionTime": _time(datetime.now(UTC)),
+            "observedGeneration": generation,
+        }
+        result = {"conditions": [condition], "taskCount": tasks, "observedGeneration": generation}
+        self.validity[key] = (version, result)
+        if problem:
+            await self.kube.event(body, "Flow", "Invalid", problem, warning=True)
+        return result

@@ -1,0 +1,192 @@
+"""The kopf handlers: a few lines each. They keep the indexes, wake the right run worker,
+and start or stop workers; every decision happens in the workers (via the engine)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from kascade.engine.naming import label_value
+from kascade.engine.statemachine import run_is_terminal
+from kascade.operator.config import OperatorConfig
+from kascade.operator.context import Operations, facts_of_run
+from kascade.operator.executors import ChildRunExecutor, JobsExecutor, LocalExecutor
+from kascade.operator.facts import job_facts, pod_facts
+from kascade.operator.flows import FlowStatusWriter
+from kascade.operator.kube import Kube, api_client
+from kascade.operator.labels import GROUP, MANAGED_BY, MANAGER, RUN, VERSION
+from kascade.operator.preparation import ProjectCache
+
+log = logging.getLogger("kascade.operator")
+CONFIG = OperatorConfig()
+KUBECONFIG: str | None = None
+OURS = {MANAGED_BY: MANAGER}
+
+
+@dataclass(frozen=True)
+class FlowFacts:
+    """What the flows index keeps of a Flow."""
+
+    max_active_runs: int | None
+    config_map: str | None
+
+
+class _Indexes:
+    """The kopf indexes, as handed to handlers (live mappings, bound on first use)."""
+
+    def __init__(self) -> None:
+        self.jobs: Any = {}
+        self.pods: Any = {}
+        self.runs: Any = {}
+        self.flows: Any = {}
+
+    def bind(self, kwargs: dict[str, Any]) -> None:
+        self.jobs = kwargs.get("jobs_by_run", self.jobs)
+        self.pods = kwargs.get("pods_by_job", self.pods)
+        self.runs = kwargs.get("runs_by_flow", self.runs)
+        self.flows = kwargs.get("flows_by_name", self.flows)
+
+    def values(self, index: Any, key: tuple[str, str]) -> list[Any]:
+        try:
+            return list(index[key])
+        except KeyError:
+            return []
+
+
+INDEXES = _Indexes()
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    settings.peering.standalone = True
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    kube = Kube(api_client(KUBECONFIG), CONFIG.max_api_concurrency)
+    projects = ProjectCache(kube, CONFIG.state_dir)
+    memo.flows = FlowStatusWriter(kube, projects, lambda key: INDEXES.values(INDEXES.runs, key))
+
+    executor: Any
+    if CONFIG.executor == "local":
+        warehouse = CONFIG.warehouse or "duckdb:///" + str(
+            (CONFIG.state_dir / "warehouse.duckdb").absolute()
+        )
+        executor = LocalExecutor(
+            CONFIG.state_dir, warehouse, lambda ns, run: memo.ops.wake(ns, run), projects
+        )
+    else:
+        executor = JobsExecutor(
+            kube,
+            CONFIG.image,
+            lambda key: INDEXES.values(INDEXES.jobs, key),
+            lambda key: INDEXES.values(INDEXES.pods, key),
+            label_value,
+        )
+    ops = Operations(
+        config=CONFIG,
+        kube=kube,
+        projects=projects,
+        executor=executor,
+        children=ChildRunExecutor(kube, lambda key: INDEXES.values(INDEXES.runs, key)),
+        runs=lambda key: INDEXES.values(INDEXES.runs, key),
+        flow_limits=_flow_limit,
+    )
+    memo.ops = ops
+    log.info(
+        "event=started executor=%s namespaces=%s",
+        CONFIG.executor,
+        ",".join(CONFIG.namespaces) or "all",
+    )
+
+
+def _flow_limit(namespace: str, flow: str) -> int | None:
+    facts = INDEXES.values(INDEXES.flows, (namespace, flow))
+    return facts[0].max_active_runs if facts else None
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: Any, **_: Any) -> None:
+    ops: Operations = memo.ops
+    ops.stop_all()
+    if isinstance(ops.executor, LocalExecutor):
+        ops.executor.stop_all()
+
+
+@kopf.index("batch", "v1", "jobs", labels=OURS)
+def jobs_by_run(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> object:
+    return {(namespace, labels.get(RUN, "")): job_facts(body)}
+
+
+@kopf.index("", "v1", "pods", labels=OURS)
+def pods_by_job(namespace: str | None, body: kopf.Body, **_: Any) -> object:
+    facts = pod_facts(body)
+    return {(namespace, facts.job): facts} if facts is not None else None
+
+
+@kopf.index(GROUP, VERSION, "runs")
+def runs_by_flow(namespace: str | None, body: kopf.Body, **_: Any) -> object:
+    facts = facts_of_run(body)
+    return {(namespace, facts.flow): facts}
+
+
+@kopf.index(GROUP, VERSION, "flows")
+def flows_by_name(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> object:
+    project = spec.get("project") or {}
+    return {(namespace, name): FlowFacts(spec.get("maxActiveRuns"), project.get("configMap"))}
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=OURS)
+async def job_event(
+    namespace: str | None, labels: Mapping[str, str], memo: Any, **kwargs: Any
+) -> None:
+    INDEXES.bind(kwargs)
+    if namespace:
+        memo.ops.wake_by_label(namespace, labels.get(RUN, ""))
+
+
+@kopf.on.event("", "v1", "pods", labels=OURS)
+async def pod_event(
+    namespace: str | None, labels: Mapping[str, str], memo: Any, **kwargs: Any
+) -> None:
+    INDEXES.bind(kwargs)
+    if namespace:
+        memo.ops.wake_by_label(namespace, labels.get(RUN, ""))
+
+
+@kopf.on.event(GROUP, VERSION, "runs")
+async def run_event(
+    type: str, namespace: str | None, name: str, body: kopf.Body, memo: Any, **kwargs: Any
+) -> None:
+    INDEXES.bind(kwargs)
+    if not namespace:
+        return
+    ops: Operations = memo.ops
+    facts = facts_of_run(body)
+    memo.flows.touch(namespace, facts.flow)
+    if facts.parent:
+        ops.wake(namespace, facts.parent)
+    if type == "DELETED":
+        ops.stop_worker(namespace, name)
+    elif not run_is_terminal(facts.phase):
+        ops.ensure_worker(namespace, name, facts.phase)
+
+
+@kopf.on.event(GROUP, VERSION, "flows")
+async def flow_event(type: str, namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+    INDEXES.bind(kwargs)
+    if type != "DELETED" and namespace:
+        memo.flows.touch(namespace, name)
+
+
+@kopf.on.event("", "v1", "configmaps", labels=OURS)
+async def project_event(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+    INDEXES.bind(kwargs)
+    for (flow_namespace, flow), facts_list in list(INDEXES.flows.items()):
+        if flow_namespace == namespace and any(f.config_map == name for f in facts_list):
+            memo.flows.touch(namespace, flow)

@@ -1,0 +1,211 @@
+"""The Kubernetes API as the operator uses it: a few async calls over the official client
+(run in threads), with AlreadyExists and NotFound turned into plain answers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from kascade.operator.labels import GROUP, VERSION
+
+T = TypeVar("T")
+
+
+class KubeError(Exception):
+    """An API answer the operator cannot treat as normal; carries status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """A client for the cluster: in-cluster credentials, else the kubeconfig."""
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            return client.ApiClient()
+        except config.ConfigException:
+            pass
+    made: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig
+    )
+    return made
+
+
+def _message(err: ApiException) -> str:
+    import json
+
+    try:
+        return str(json.loads(err.body or "").get("message", err.reason))
+    except (TypeError, ValueError, AttributeError):
+        return str(err.reason)
+
+
+class Kube:
+    """Async access to the few resources kascade reads and writes."""
+
+    def __init__(self, api: client.ApiClient, concurrency: int = 16) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self._slots = asyncio.Semaphore(concurrency)
+        self.calls = 0
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        async with self._slots:
+            self.calls += 1
+            try:
+                return await asyncio.to_thread(fn, *args, **kwargs)
+            except ApiException as err:
+                raise KubeError(err.status or 0, _message(err)) from err
+
+    async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A kascade object, or None when it does not exist."""
+        try:
+            found = await self._call(
+                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+            )
+            return cast(dict[str, Any], found)
+        except KubeError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    async def list(self, plural: str, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """kascade objects matching a label selector."""
+        answer = await self._call(
+            self.custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            label_selector=selector,
+        )
+        return list(cast(dict[str, Any], answer).get("items", []))
+
+    async def create(self, plural: str, namespace: str, body: dict[str, Any]) -> bool:
+        """Create a kascade object; False when it already exists (not an error)."""
+        try:
+            await self._call(
+                self.custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                body,
+            )
+        except KubeError as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, status: dict[str, Any]
+    ) -> bool:
+        """Merge-patch an object's status; False when the object is gone."""
+        try:
+            await self._call(
+                self.custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"status": status},
+            )
+        except KubeError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    async def patch_spec(
+        self, plural: str, namespace: str, name: str, spec: dict[str, Any]
+    ) -> bool:
+        """Merge-patch an object's spec; False when the object is gone."""
+        try:
+            await self._call(
+                self.custom.patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"spec": spec},
+            )
+        except KubeError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
+        """Create a Job; False when it already exists."""
+        try:
+            await self._call(self.batch.create_namespaced_job, namespace, body)
+        except KubeError as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and (in the background) its pods; gone already is fine."""
+        try:
+            await self._call(
+                self.batch.delete_namespaced_job,
+                name,
+                namespace,
+                propagation_policy="Background",
+            )
+        except KubeError as err:
+            if err.status != 404:
+                raise
+
+    async def config_map_binary(self, namespace: str, name: str, key: str) -> bytes | None:
+        """One binary key of a ConfigMap; None when the ConfigMap or the key is missing."""
+        try:
+            found = await self._call(self.core.read_namespaced_config_map, name, namespace)
+        except KubeError as err:
+            if err.status == 404:
+                return None
+            raise
+        value = (found.binary_data or {}).get(key)
+        return base64.b64decode(value) if value is not None else None
+
+    async def event(
+        self, involved: dict[str, Any], kind: str, reason: str, message: str, warning: bool = False
+    ) -> None:
+        """Post a core/v1 Event about an object (best effort: a failure is not an error)."""
+        meta = involved["metadata"]
+        now = datetime.now(UTC)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion", f"{GROUP}/{VERSION}"),
+                "kind": kind,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": "kascade-operator"},
+            "firstTimestamp": now.isoformat(),
+            "lastTimestamp": now.isoformat(),
+            "count": 1,
+        }
+        with contextlib.suppress(KubeError):
+            await self._call(self.core.create_namespaced_event, meta["namespace"], body)

@@ -1,0 +1,556 @@
+"""One Run, reconciled: the operator's twin of the local runner. It rebuilds the run's
+state from the API (Run, Tasks, Jobs), asks the engine what to do, starts and stops
+attempts, and writes what changed to the Task and Run statuses. It wakes when one of its
+Jobs, pods or its Run changes, or when the engine's next deadline comes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from kascade.api import RunPhase, TaskPhase, TaskType
+from kascade.engine.decide import decide
+from kascade.engine.errors import KascadeError
+from kascade.engine.graph import Graph
+from kascade.engine.naming import child_run_name, job_name, label_value
+from kascade.engine.plan import Plan, PlannedTask
+from kascade.engine.runstate import (
+    AttemptState,
+    Decision,
+    KillTask,
+    Limits,
+    RunState,
+    SetRunPhase,
+    StartTask,
+    TaskState,
+    record_attempt_end,
+)
+from kascade.engine.statemachine import TASK_SUCCESSFUL, run_is_terminal, task_is_terminal
+from kascade.engine.templating import render, render_list, run_context, template_context
+from kascade.operator.executors import Executor, StartFailed
+from kascade.operator.facts import Outcome, Progress, timestamp
+from kascade.operator.jobs import Launch
+from kascade.operator.labels import PLAN_INDEX, RUN
+from kascade.operator.preparation import prepare_run
+from kascade.operator.status import invalid_condition, run_status, task_status
+
+if TYPE_CHECKING:
+    from kascade.operator.context import Operations
+
+log = logging.getLogger("kascade.operator")
+START_ERROR = "StartError"
+LOST = "AttemptLost"
+COALESCE_SECONDS = 0.02
+HISTORY_LIMIT = 50
+_WARN_PHASES = frozenset(
+    {RunPhase.FAILED, RunPhase.TIMED_OUT, RunPhase.ABORTED, RunPhase.FAILING, RunPhase.ABORTING}
+)
+_WAITING = frozenset({None, RunPhase.SCHEDULED, RunPhase.QUEUED})
+_RUNTIME_KIND = {
+    TaskType.MODEL: "model",
+    TaskType.SCRIPT: "script",
+    TaskType.CONNECTOR: "connector",
+    TaskType.FLOW: "flow",
+}
+
+
+@dataclass
+class AttemptInfo:
+    """What the worker knows of one attempt beyond the engine's AttemptState."""
+
+    number: int
+    job: str
+    launched: float = field(default_factory=time.monotonic)
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    kill_reason: str | None = None
+
+
+@dataclass
+class TaskInfo:
+    """A Task object of the run."""
+
+    name: str
+    uid: str
+    spec: dict[str, Any]
+    attempts: list[AttemptInfo] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+class RunWorker:
+    """Drives one Run to a terminal phase; safe to stop and start again at any moment."""
+
+    def __init__(self, ops: Operations, namespace: str, name: str, phase: RunPhase | None) -> None:
+        self.ops = ops
+        self.namespace = namespace
+        self.name = name
+        self.phase = phase
+        self.flow = ""
+        self.created = datetime.now(UTC)
+        self.woken = asyncio.Event()
+        self.body: dict[str, Any] = {}
+        self.plan: Plan | None = None
+        self.state: RunState | None = None
+        self.tasks: dict[str, TaskInfo] = {}
+        self.parameters: dict[str, Any] = {}
+        self.settings: dict[str, Any] = {}
+        self.history: list[dict[str, Any]] = []
+        self.written_tasks: dict[str, dict[str, Any]] = {}
+        self.written_run: dict[str, Any] = {}
+        self.config_map: str | None = None
+        self.project_dir: Any = None
+        self.start_error: str | None = None
+        self.conditions: list[dict[str, Any]] | None = None
+
+    def wake(self) -> None:
+        """Something of this run changed: look again."""
+        self.woken.set()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    async def run(self) -> None:
+        """Work until the run is terminal; errors are logged, posted and retried."""
+        delay = 1.0
+        while True:
+            try:
+                if await self._work():
+                    return
+                delay = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # never let one run take the operator down
+                log.exception("run=%s/%s event=reconcile-error error=%s", *self.key, err)
+                if self.body:
+                    await self.ops.kube.event(
+                        self.body,
+                        "Run",
+                        "ReconcileError",
+                        f"{type(err).__name__}: {err}",
+                        warning=True,
+                    )
+                self.state = None  # rebuild from the API next time
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _work(self) -> bool:
+        body = await self.ops.kube.get("runs", self.namespace, self.name)
+        if body is None:
+            return True
+        self.body = body
+        if self.state is None:
+            await self._load(body)
+        assert self.state is not None
+        assert self.plan is not None
+        while True:
+            now = datetime.now(UTC)
+            self._observe(now)
+            if self.state.phase in _WAITING:
+                self.state = replace(self.state, admitted=self.ops.admitted(self))
+            decision = decide(self.plan, self.state, self._limits(), now)
+            previous = self.state.phase
+            self.state = decision.state
+            await self._act(decision, now)
+            await self._write(decision, now)
+            self._phase(previous, self.state.phase)
+            if run_is_terminal(self.state.phase) and not self._open_attempts():
+                return True
+            await self._wait(decision.wake_at, now)
+            self._refresh()
+
+    # --- loading ------------------------------------------------------------------------
+
+    async def _load(self, body: dict[str, Any]) -> None:
+        meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+        self.created = timestamp(meta.get("creationTimestamp")) or self.created
+        self.flow = (spec.get("flowRef") or {}).get("name", "")
+        phase = RunPhase(status["phase"]) if status.get("phase") else None
+        if status.get("totalTasks") is None and not run_is_terminal(phase):
+            await self._plan(body)
+        objects = await self.ops.kube.list(
+            "tasks", self.namespace, f"{RUN}={label_value(self.name)}"
+        )
+        owned = [t for t in objects if _owned_by(t, meta["uid"])]
+        owned.sort(key=lambda t: int((t["metadata"].get("annotations") or {}).get(PLAN_INDEX, 0)))
+        self.plan = _plan_of(self.flow, owned)
+        self.tasks = {}
+        states: dict[str, TaskState] = {}
+        for obj in owned:
+            task_id = obj["spec"]["id"]
+            info, state = _task_from_object(obj)
+            self.tasks[task_id] = info
+            states[task_id] = state
+        self.parameters = status.get("parameters") or self.parameters
+        self.settings = status.get("settings") or self.settings
+        self.config_map = self.settings.get("projectConfigMap")
+        self.history = list(status.get("history") or [])
+        self.written_run = {}
+        self.written_tasks = {}
+        self.state = RunState(
+            phase=phase,
+            tasks=states,
+            started_at=timestamp(status.get("startTime")),
+            finished_at=timestamp(status.get("completionTime")),
+            scheduled_time=timestamp(spec.get("scheduledTime")),
+            abort_requested=bool(spec.get("abort")),
+            start_error=self.start_error,
+            reason=status.get("reason"),
+            message=status.get("message"),
+        )
+        self._adopt()
+
+    async def _plan(self, body: dict[str, Any]) -> None:
+        prepared = await prepare_run(self.ops.kube, self.ops.projects, body)
+        if prepared.error is not None:
+            self.start_error = prepared.error
+            self.conditions = [invalid_condition(prepared.error, datetime.now(UTC))]
+            await self.ops.kube.event(body, "Run", "InvalidRun", prepared.error, warning=True)
+            return
+        self.flow = prepared.flow
+        self.parameters = prepared.parameters
+        self.settings = prepared.settings.to_wire() if prepared.settings else {}
+        await asyncio.gather(
+            *(self.ops.kube.create("tasks", self.namespace, task) for task in prepared.tasks)
+        )
+        await self.ops.kube.patch_status(
+            "runs",
+            self.namespace,
+            self.name,
+            {
+                "totalTasks": len(prepared.plan.tasks) if prepared.plan else 0,
+                "parameters": self.parameters,
+                "settings": self.settings,
+            },
+        )
+
+    def _adopt(self) -> None:
+        """Attempts that exist in the cluster but not yet in a Task status (the operator
+        stopped between starting them and writing the status) are taken over."""
+        assert self.state is not None
+        tasks = dict(self.state.tasks)
+        for task_id, info in self.tasks.items():
+            state = tasks[task_id]
+            if task_is_terminal(state.phase):
+                continue
+            number = len(info.attempts) + 1
+            launch = self._launch_ref(task_id, number)
+            outcome = self._executor(task_id).outcome(launch)
+            if outcome.progress == Progress.UNSEEN:
+                continue
+            started = outcome.started or datetime.now(UTC)
+            info.attempts.append(AttemptInfo(number, launch.job))
+            tasks[task_id] = TaskState(
+                phase=TaskPhase.RUNNING,
+                attempts=(*state.attempts, AttemptState(number, started)),
+                reason="Adopted",
+                message=f"attempt {number} found running",
+            )
+        self.state = replace(self.state, tasks=tasks)
+
+    # --- observing ----------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Pick up a requested abort from the Run object as the index shows it."""
+        facts = self.ops.run_facts(self.namespace, self.flow, self.name)
+        if facts is not None and facts.abort and self.state and not self.state.abort_requested:
+            self.state = replace(self.state, abort_requested=True)
+
+    def _observe(self, now: datetime) -> None:
+        assert self.state is not None
+        grace = self.ops.config.missing_job_grace_seconds
+        for task_id, task in self.state.tasks.items():
+            attempt = task.open_attempt
+            if attempt is None:
+                continue
+            info = self.tasks[task_id].attempts[-1]
+            outcome = self._executor(task_id).outcome(self._launch_ref(task_id, attempt.number))
+            if outcome.progress == Progress.ENDED:
+                self._end(task_id, info, outcome, now)
+            elif outcome.progress == Progress.UNSEEN and (
+                info.kill_reason is not None or time.monotonic() - info.launched > grace
+            ):
+                lost = Outcome(
+                    Progress.ENDED,
+                    ended=now,
+                    reason=info.kill_reason or LOST,
+                    message=None if info.kill_reason else "its Job disappeared",
+                )
+                self._end(task_id, info, lost, now)
+
+    def _end(self, task_id: str, info: AttemptInfo, outcome: Outcome, now: datetime) -> None:
+        assert self.state is not None
+        reason = info.kill_reason or outcome.reason or "Error"
+        info.exit_code, info.reason, info.message = outcome.exit_code, reason, outcome.message
+        if outcome.exit_code == 0 and info.kill_reason is None and outcome.outputs is not None:
+            self.tasks[task_id].outputs = outcome.outputs
+        self.state = record_attempt_end(
+            self.state,
+            task_id,
+            exit_code=outcome.exit_code,
+            reason=reason,
+            now=outcome.ended or now,
+        )
+
+    # --- acting -------------------------------------------------------------------------
+
+    async def _act(self, decision: Decision, now: datetime) -> None:
+        starts = [a for a in decision.actions if isinstance(a, StartTask)]
+        kills = [a for a in decision.actions if isinstance(a, KillTask)]
+        await asyncio.gather(*(self._start(action, now) for action in starts))
+        await asyncio.gather(*(self._kill(action) for action in kills))
+
+    async def _start(self, action: StartTask, now: datetime) -> None:
+        info = self.tasks[action.task]
+        launch = self._launch_ref(action.task, action.attempt)
+        attempt = AttemptInfo(action.attempt, launch.job)
+        info.attempts.append(attempt)
+        try:
+            launch = self._launch(action.task, action.attempt)
+            await self._executor(action.task).start(launch)
+        except (KascadeError, StartFailed) as err:
+            failed = Outcome(Progress.ENDED, ended=now, reason=START_ERROR, message=str(err))
+            self._end(action.task, attempt, failed, now)
+            return
+        log.info(
+            "run=%s/%s task=%s attempt=%d event=started job=%s",
+            *self.key,
+            action.task,
+            action.attempt,
+            launch.job,
+        )
+
+    async def _kill(self, action: KillTask) -> None:
+        info = self.tasks[action.task]
+        attempt = info.attempts[-1]
+        if attempt.kill_reason is not None:
+            return
+        attempt.kill_reason = action.reason
+        launch = self._launch_ref(action.task, attempt.number)
+        await self._executor(action.task).stop(launch, action.reason)
+        log.info(
+            "run=%s/%s task=%s attempt=%d event=stopped reason=%s",
+            *self.key,
+            action.task,
+            attempt.number,
+            action.reason,
+        )
+
+    def _executor(self, task_id: str) -> Executor:
+        kind = self.tasks[task_id].spec.get("type")
+        return self.ops.children if kind == TaskType.FLOW.value else self.ops.executor
+
+    def _launch_ref(self, task_id: str, attempt: int) -> Launch:
+        info = self.tasks[task_id]
+        spec = info.spec
+        flow_task = spec.get("type") == TaskType.FLOW.value
+        return Launch(
+            namespace=self.namespace,
+            run=self.name,
+            flow=self.flow,
+            task_object=info.name,
+            task_uid=info.uid,
+            task_id=task_id,
+            attempt=attempt,
+            kind=_RUNTIME_KIND[TaskType(spec["type"])],
+            target=spec["target"],
+            job=child_run_name(self.name, task_id, attempt)
+            if flow_task
+            else job_name(info.name, attempt),
+            spec=spec,
+            project_config_map=self.config_map,
+            warehouse=self.ops.config.warehouse,
+        )
+
+    def _launch(self, task_id: str, attempt: int) -> Launch:
+        """The full launch of an attempt, templates rendered with finished tasks' outputs."""
+        base = self._launch_ref(task_id, attempt)
+        spec = base.spec
+        context = self._context()
+        env = []
+        for var in spec.get("env") or []:
+            rendered = dict(var)
+            if "value" in var:
+                rendered["value"] = render(str(var["value"]), context)
+            env.append(rendered)
+        parameters = {
+            key: render(value, context) if isinstance(value, str) else value
+            for key, value in (spec.get("parameters") or {}).items()
+        }
+        return replace(
+            base,
+            args=render_list(spec.get("args") or [], context),
+            env=env,
+            parameters=parameters,
+        )
+
+    def _context(self) -> dict[str, Any]:
+        assert self.state is not None
+        spec = self.body.get("spec") or {}
+        run = run_context(
+            name=self.name,
+            flow=self.flow,
+            run_type=spec.get("type", "MANUAL"),
+            scheduled_time=timestamp(spec.get("scheduledTime")),
+            created=self.created,
+        )
+        outputs = {
+            task_id: info.outputs
+            for task_id, info in self.tasks.items()
+            if self.state.tasks[task_id].phase in TASK_SUCCESSFUL
+        }
+        return template_context(run, self.parameters, outputs)
+
+    def _limits(self) -> Limits:
+        settings = self.settings
+        return Limits(
+            max_parallel_tasks=int(settings.get("maxParallelTasks", 8)),
+            fail_fast=bool(settings.get("failFast", False)),
+            timeout_seconds=settings.get("timeoutSeconds"),
+        )
+
+    def _open_attempts(self) -> bool:
+        assert self.state is not None
+        return any(t.open_attempt is not None for t in self.state.tasks.values())
+
+    # --- writing ------------------------------------------------------------------------
+
+    async def _write(self, decision: Decision, now: datetime) -> None:
+        assert self.state is not None
+        changes = [a for a in decision.actions if isinstance(a, SetRunPhase)]
+        for change in changes:
+            self.history.append(
+                {
+                    "phase": change.phase.value,
+                    "time": now.isoformat(),
+                    "reason": change.reason,
+                    "message": change.message,
+                }
+            )
+        del self.history[:-HISTORY_LIMIT]
+        patches = []
+        for task_id, info in self.tasks.items():
+            desired = task_status(self.state.tasks[task_id], info.attempts, info.outputs)
+            if desired != self.written_tasks.get(task_id):
+                patches.append(self._patch_task(task_id, info.name, desired))
+        await asyncio.gather(*patches)
+        desired_run = run_status(
+            self.state,
+            self.plan,
+            self.history,
+            self.parameters,
+            self.settings,
+            self.conditions,
+            now,
+        )
+        if desired_run != self.written_run:
+            await self.ops.kube.patch_status("runs", self.namespace, self.name, desired_run)
+            self.written_run = desired_run
+        for change in changes:
+            await self.ops.kube.event(
+                self.body,
+                "Run",
+                change.reason,
+                f"{change.phase.value}: {change.message}",
+                warning=change.phase in _WARN_PHASES,
+            )
+            log.info(
+                "run=%s/%s event=phase phase=%s reason=%s",
+                *self.key,
+                change.phase.value,
+                change.reason,
+            )
+
+    async def _patch_task(self, task_id: str, name: str, desired: dict[str, Any]) -> None:
+        await self.ops.kube.patch_status("tasks", self.namespace, name, desired)
+        self.written_tasks[task_id] = desired
+
+    def _phase(self, previous: RunPhase | None, current: RunPhase | None) -> None:
+        if previous != current:
+            self.phase = current
+            self.ops.phase_changed(self, previous, current)
+
+    async def _wait(self, wake_at: datetime | None, now: datetime) -> None:
+        timeout = self.ops.config.resync_seconds
+        if wake_at is not None:
+            timeout = max(0.0, min(timeout, (wake_at - now).total_seconds()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.woken.wait(), timeout)
+        self.woken.clear()
+        await asyncio.sleep(COALESCE_SECONDS)
+
+
+def _owned_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
+
+
+def _plan_of(flow: str, objects: list[dict[str, Any]]) -> Plan:
+    planned = []
+    for obj in objects:
+        spec = obj["spec"]
+        planned.append(
+            PlannedTask(
+                id=spec["id"],
+                node=spec["node"],
+                type=TaskType(spec["type"]),
+                target=spec["target"],
+                depends_on=tuple(spec.get("dependsOn") or ()),
+                trigger=spec.get("trigger"),
+                retries=int(spec.get("retries", 0)),
+                retry_delay_seconds=int(spec.get("retryDelaySeconds", 30)),
+                timeout_seconds=spec.get("timeoutSeconds"),
+                hook=spec.get("hook"),
+                path=spec.get("path"),
+            )
+        )
+    main = [t for t in planned if t.hook is None]
+    order = Graph({t.id: list(t.depends_on) for t in main}).topological_order()
+    by_id = {t.id: t for t in main}
+    return Plan(
+        flow=flow,
+        tasks=tuple(by_id[i] for i in order),
+        hooks=tuple(t for t in planned if t.hook is not None),
+    )
+
+
+def _task_from_object(obj: dict[str, Any]) -> tuple[TaskInfo, TaskState]:
+    meta, spec, status = obj["metadata"], obj["spec"], obj.get("status") or {}
+    infos: list[AttemptInfo] = []
+    states: list[AttemptState] = []
+    for attempt in status.get("attempts") or []:
+        number = int(attempt["number"])
+        infos.append(
+            AttemptInfo(
+                number,
+                attempt.get("jobName") or "",
+                launched=0.0,
+                exit_code=attempt.get("exitCode"),
+                reason=attempt.get("reason"),
+                message=attempt.get("message"),
+            )
+        )
+        states.append(
+            AttemptState(
+                number,
+                timestamp(attempt.get("startTime")) or datetime.now(UTC),
+                timestamp(attempt.get("endTime")),
+                attempt.get("exitCode"),
+                attempt.get("reason"),
+            )
+        )
+    task = TaskInfo(meta["name"], meta["uid"], spec, infos, dict(status.get("outputs") or {}))
+    phase = TaskPhase(status["phase"]) if status.get("phase") else TaskPhase.PENDING
+    state = TaskState(
+        phase=phase,
+        attempts=tuple(states),
+        retry_at=timestamp(status.get("nextRetryTime")),
+        reason=status.get("reason"),
+        message=status.get("message"),
+    )
+    return task, state
