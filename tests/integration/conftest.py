@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cluster import CLUSTER_DIR, KUBECONFIG, ROOT, Cluster, bin_dir
+from tests.integration.operator_process import OperatorProcess
 
 _TAIL = 40
 
@@ -95,3 +96,14 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     cluster.kubectl("wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=60s")
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def operator(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """A running `kascade operator` (jobs executor) watching the test's namespace."""
+    process = OperatorProcess(cluster, namespace, tmp_path)
+    process.start()
+    yield process
+    process.stop()
+    errors = [line for line in process.log().splitlines() if "Traceback" in line]
+    assert not errors, f"the operator logged errors:\n{process.log()[-4000:]}"

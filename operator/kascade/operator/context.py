@@ -56,10 +56,14 @@ class Operations:
         self._wake_waiting()
 
     def stop_worker(self, namespace: str, name: str) -> None:
-        """The run is gone: stop its worker."""
+        """The run is gone: stop its worker (and its local processes; Jobs go with the
+        Run through garbage collection)."""
         task = self.tasks.get((namespace, name))
         if task is not None:
             task.cancel()
+        stop_run = getattr(self.executor, "stop_all", None)
+        if stop_run is not None:
+            stop_run((namespace, name))
 
     def wake(self, namespace: str, name: str) -> None:
         """Wake the worker of a run, if it has one."""

@@ -97,6 +97,7 @@ class JobsExecutor:
 
 @dataclass
 class _Process:
+    run: tuple[str, str]
     process: asyncio.subprocess.Process
     log: Path
     published: Path
@@ -167,7 +168,9 @@ class LocalExecutor:
                 )
             except OSError as err:
                 raise StartFailed(f"cannot start the task process: {err}") from err
-        handle = _Process(process, log, published, datetime.now(UTC))
+        handle = _Process(
+            (launch.namespace, launch.run), process, log, published, datetime.now(UTC)
+        )
         self.processes[launch.job] = handle
         asyncio.get_running_loop().create_task(self._watch(launch, handle))
 
@@ -216,10 +219,10 @@ class LocalExecutor:
             return Outcome(Progress.UNSEEN)
         return handle.outcome or Outcome(Progress.RUNNING, started=handle.started)
 
-    def stop_all(self) -> None:
-        """Kill every process (the operator is going away)."""
+    def stop_all(self, run: tuple[str, str] | None = None) -> None:
+        """Kill every process (of one run, or all when the operator goes away)."""
         for handle in self.processes.values():
-            if handle.outcome is None:
+            if handle.outcome is None and (run is None or handle.run == run):
                 _signal(handle.process.pid, signal.SIGKILL)
 
 
@@ -270,6 +273,16 @@ class ChildRunExecutor:
                 "name": launch.job,
                 "namespace": launch.namespace,
                 "labels": run_labels(launch.run, launch.flow),
+                "ownerReferences": [
+                    {
+                        "apiVersion": API_VERSION,
+                        "kind": "Task",
+                        "name": launch.task_object,
+                        "uid": launch.task_uid,
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
             },
             "spec": {
                 "flowRef": {"name": launch.target},
