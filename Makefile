@@ -27,8 +27,16 @@ venv: $(INSTALLED) ## create .venv and install kascade with its dev tools
 DEMO_STATE := .kascade/demo
 
 .PHONY: demo
-demo: $(INSTALLED) ## run the example flow (examples/shop) locally and show its tables
+demo: $(INSTALLED) cluster-up ## the example flow on the local cluster: operator, run, tables
 	$(BIN)/kascade lint $(FLOW)
+	hack/demo/up.sh
+
+.PHONY: demo-down
+demo-down: ## stop the demo operator and the local cluster
+	hack/demo/down.sh
+
+.PHONY: demo-local
+demo-local: $(INSTALLED) ## the example flow without a cluster (kascade run --local)
 	$(BIN)/kascade run $(FLOW) --local --state-dir $(DEMO_STATE)
 	$(BIN)/kascade tables --state-dir $(DEMO_STATE)
 
