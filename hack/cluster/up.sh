@@ -90,6 +90,7 @@ if ! exists; then
   log "creating cluster ${NAME} (kubernetes ${KUBERNETES_VERSION}, kwok ${KWOK_VERSION})"
   "${BIN}/kwokctl" create cluster --name "${NAME}" --runtime binary \
     --config "${CONFIG}" \
+    --disable-qps-limits \
     --kubeconfig "${KUBECONFIG_OUT}" \
     --kube-apiserver-binary "${BIN}/kube-apiserver" \
     --kube-controller-manager-binary "${BIN}/kube-controller-manager" \

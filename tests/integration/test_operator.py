@@ -432,4 +432,3 @@ def test_status_and_logs_commands(
     assert missing.returncode == 1
     assert "run `nope` not found" in missing.stderr
     assert "Traceback" not in missing.stderr
-

@@ -31,7 +31,12 @@ from kascade.engine.runstate import (
     TaskState,
     apply,
 )
-from kascade.engine.statemachine import TASK_UNSUCCESSFUL, run_is_terminal, task_is_terminal
+from kascade.engine.statemachine import (
+    TASK_TERMINAL,
+    TASK_UNSUCCESSFUL,
+    run_is_terminal,
+    task_is_terminal,
+)
 from kascade.engine.triggers import Outcome, trigger_outcome
 
 R = RunPhase
@@ -211,8 +216,10 @@ def _advance(step: _Step, active: Iterable[PlannedTask], stopping: bool) -> list
     """Settle finished attempts and judge pending tasks; return the tasks ready to start."""
     ready: list[PlannedTask] = []
     for task in active:
-        current = step.state.tasks[task.id]
         phase = step.phases[task.id]
+        if phase in TASK_TERMINAL:
+            continue
+        current = step.state.tasks[task.id]
         if phase == T.RUNNING:
             _settle_attempt(step, task, current)
         elif phase == T.QUEUED:
@@ -221,7 +228,10 @@ def _advance(step: _Step, active: Iterable[PlannedTask], stopping: bool) -> list
             if current.retry_at is None or current.retry_at <= step.now or stopping:
                 ready.append(task)
         elif phase == T.PENDING:
-            outcome = trigger_outcome(task.trigger, [step.phases[d] for d in task.depends_on])
+            upstream = [step.phases[d] for d in task.depends_on]
+            if upstream and any(p not in TASK_TERMINAL for p in upstream):
+                continue  # the common case in big runs: still waiting, nothing to judge
+            outcome = trigger_outcome(task.trigger, upstream)
             if outcome == Outcome.RUN:
                 ready.append(task)
             elif outcome == Outcome.SKIP:

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from enum import StrEnum
 
 from kascade.api import TaskPhase, TriggerRule
-from kascade.engine.statemachine import TASK_SUCCESSFUL, TASK_UNSUCCESSFUL, task_is_terminal
+from kascade.engine.statemachine import TASK_SUCCESSFUL, TASK_TERMINAL, TASK_UNSUCCESSFUL
 
 
 class Outcome(StrEnum):
@@ -24,8 +24,9 @@ class Outcome(StrEnum):
 
 def trigger_outcome(rule: TriggerRule, upstream: Collection[TaskPhase]) -> Outcome:
     """Judge a trigger rule on the phases of a task's upstream tasks."""
-    if not all(task_is_terminal(phase) for phase in upstream):
-        return Outcome.WAIT
+    for phase in upstream:
+        if phase not in TASK_TERMINAL:
+            return Outcome.WAIT
     if not upstream:
         return Outcome.RUN
     failed = sum(phase in TASK_UNSUCCESSFUL for phase in upstream)

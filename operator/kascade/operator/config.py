@@ -21,6 +21,6 @@ class OperatorConfig:
     warehouse: str | None = None
     state_dir: Path = field(default_factory=lambda: Path(".kascade/operator"))
     max_active_runs: int | None = None
-    max_api_concurrency: int = 16
+    max_api_concurrency: int = 32
     resync_seconds: float = 120.0
     missing_job_grace_seconds: float = 30.0

@@ -19,7 +19,7 @@ from kascade.api import RunPhase
 from kascade.engine.errors import KascadeError
 from kascade.engine.runstate import KILL_REASONS
 from kascade.local.processes import KILL_GRACE_SECONDS, runtime_command, tail
-from kascade.operator.facts import JobFacts, Outcome, PodFacts, Progress, job_outcome
+from kascade.operator.facts import JobFacts, Outcome, Progress, job_outcome
 from kascade.operator.jobs import Launch, job_body
 from kascade.operator.kube import Kube
 from kascade.operator.preparation import ProjectCache
@@ -53,21 +53,15 @@ def index_lookup(index: Mapping[Any, Iterable[Any]]) -> IndexLookup:
 
 
 class JobsExecutor:
-    """Attempts as Kubernetes Jobs, observed through the jobs and pods indexes."""
+    """Attempts as Kubernetes Jobs, observed through the jobs and pods indexes (both keyed
+    by namespace and Job name). A Job's events wake its run; by the time a Job is
+    Complete or Failed its pod's termination is already indexed."""
 
-    def __init__(
-        self,
-        kube: Kube,
-        image: str,
-        jobs: IndexLookup,
-        pods: IndexLookup,
-        run_label: Callable[[str], str],
-    ) -> None:
+    def __init__(self, kube: Kube, image: str, jobs: IndexLookup, pods: IndexLookup) -> None:
         self.kube = kube
         self.image = image
         self.jobs = jobs
         self.pods = pods
-        self.run_label = run_label
 
     async def start(self, launch: Launch) -> None:
         from kascade.operator.kube import KubeError
@@ -83,16 +77,9 @@ class JobsExecutor:
         await self.kube.delete_job(launch.namespace, launch.job)
 
     def outcome(self, launch: Launch) -> Outcome:
-        job: JobFacts | None = next(
-            (
-                j
-                for j in self.jobs((launch.namespace, self.run_label(launch.run)))
-                if j.name == launch.job
-            ),
-            None,
-        )
-        pods: list[PodFacts] = list(self.pods((launch.namespace, launch.job)))
-        return job_outcome(job, pods)
+        key = (launch.namespace, launch.job)
+        job: JobFacts | None = next(iter(self.jobs(key)), None)
+        return job_outcome(job, list(self.pods(key)))
 
 
 @dataclass

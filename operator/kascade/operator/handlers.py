@@ -10,7 +10,6 @@ from typing import Any
 
 import kopf
 
-from kascade.engine.naming import label_value
 from kascade.engine.statemachine import run_is_terminal
 from kascade.operator.config import OperatorConfig
 from kascade.operator.context import Operations, facts_of_run
@@ -35,6 +34,20 @@ class FlowFacts:
     config_map: str | None
 
 
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """kascade has no change-detecting handlers (only event handlers and indexes), so it
+    keeps no diff base; kopf's default deep-copies every object on every event for it."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 class _Indexes:
     """The kopf indexes, as handed to handlers (live mappings, bound on first use)."""
 
@@ -45,7 +58,7 @@ class _Indexes:
         self.flows: Any = {}
 
     def bind(self, kwargs: dict[str, Any]) -> None:
-        self.jobs = kwargs.get("jobs_by_run", self.jobs)
+        self.jobs = kwargs.get("jobs_by_name", self.jobs)
         self.pods = kwargs.get("pods_by_job", self.pods)
         self.runs = kwargs.get("runs_by_flow", self.runs)
         self.flows = kwargs.get("flows_by_name", self.flows)
@@ -63,6 +76,7 @@ INDEXES = _Indexes()
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.peering.standalone = True
+    settings.persistence.diffbase_storage = _NoDiffBase()
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -84,7 +98,6 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
             CONFIG.image,
             lambda key: INDEXES.values(INDEXES.jobs, key),
             lambda key: INDEXES.values(INDEXES.pods, key),
-            label_value,
         )
     ops = Operations(
         config=CONFIG,
@@ -123,41 +136,30 @@ async def cleanup(memo: Any, **_: Any) -> None:
 
 
 @kopf.index("batch", "v1", "jobs", labels=OURS)
-def jobs_by_run(
-    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
-) -> object:
-    return {(namespace, labels.get(RUN, "")): job_facts(body)}
+async def jobs_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> object:
+    return {(namespace, name): job_facts(body)}
 
 
 @kopf.index("", "v1", "pods", labels=OURS)
-def pods_by_job(namespace: str | None, body: kopf.Body, **_: Any) -> object:
+async def pods_by_job(namespace: str | None, body: kopf.Body, **_: Any) -> object:
     facts = pod_facts(body)
     return {(namespace, facts.job): facts} if facts is not None else None
 
 
 @kopf.index(GROUP, VERSION, "runs")
-def runs_by_flow(namespace: str | None, body: kopf.Body, **_: Any) -> object:
+async def runs_by_flow(namespace: str | None, body: kopf.Body, **_: Any) -> object:
     facts = facts_of_run(body)
     return {(namespace, facts.flow): facts}
 
 
 @kopf.index(GROUP, VERSION, "flows")
-def flows_by_name(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> object:
+async def flows_by_name(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> object:
     project = spec.get("project") or {}
     return {(namespace, name): FlowFacts(spec.get("maxActiveRuns"), project.get("configMap"))}
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
 async def job_event(
-    namespace: str | None, labels: Mapping[str, str], memo: Any, **kwargs: Any
-) -> None:
-    INDEXES.bind(kwargs)
-    if namespace:
-        memo.ops.wake_by_label(namespace, labels.get(RUN, ""))
-
-
-@kopf.on.event("", "v1", "pods", labels=OURS)
-async def pod_event(
     namespace: str | None, labels: Mapping[str, str], memo: Any, **kwargs: Any
 ) -> None:
     INDEXES.bind(kwargs)

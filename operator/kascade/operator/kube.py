@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -26,18 +28,21 @@ class KubeError(Exception):
         self.status = status
 
 
-def api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """A client for the cluster: in-cluster credentials, else the kubeconfig."""
+def api_client(kubeconfig: str | None = None, connections: int = 32) -> client.ApiClient:
+    """A client for the cluster (in-cluster credentials, else the kubeconfig) with a
+    connection pool large enough for the operator's concurrent calls."""
+    settings = client.Configuration()
+    loaded = False
     if kubeconfig is None:
         try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return client.ApiClient()
+            config.load_incluster_config(client_configuration=settings)  # type: ignore[no-untyped-call]
+            loaded = True
         except config.ConfigException:
             pass
-    made: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig
-    )
-    return made
+    if not loaded:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=settings)  # type: ignore[no-untyped-call]
+    settings.connection_pool_maxsize = connections
+    return client.ApiClient(settings)
 
 
 def _message(err: ApiException) -> str:
@@ -57,15 +62,26 @@ class Kube:
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
         self._slots = asyncio.Semaphore(concurrency)
+        self._threads = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
         self.calls = 0
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         async with self._slots:
             self.calls += 1
+            call = functools.partial(fn, *args, **kwargs)
             try:
-                return await asyncio.to_thread(fn, *args, **kwargs)
+                return await asyncio.get_running_loop().run_in_executor(self._threads, call)
             except ApiException as err:
                 raise KubeError(err.status or 0, _message(err)) from err
+
+    async def _send(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """A write whose answer is not needed: skip decoding it (the client's model
+        decoding costs more than the request)."""
+        response = await self._call(fn, *args, _preload_content=False, **kwargs)
+        # Read the whole answer before the connection goes back to the pool: a connection
+        # with unread bytes would hand them to the next request.
+        await asyncio.get_running_loop().run_in_executor(self._threads, response.read)
+        response.release_conn()
 
     async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """A kascade object, or None when it does not exist."""
@@ -94,7 +110,7 @@ class Kube:
     async def create(self, plural: str, namespace: str, body: dict[str, Any]) -> bool:
         """Create a kascade object; False when it already exists (not an error)."""
         try:
-            await self._call(
+            await self._send(
                 self.custom.create_namespaced_custom_object,
                 GROUP,
                 VERSION,
@@ -113,7 +129,7 @@ class Kube:
     ) -> bool:
         """Merge-patch an object's status; False when the object is gone."""
         try:
-            await self._call(
+            await self._send(
                 self.custom.patch_namespaced_custom_object_status,
                 GROUP,
                 VERSION,
@@ -133,7 +149,7 @@ class Kube:
     ) -> bool:
         """Merge-patch an object's spec; False when the object is gone."""
         try:
-            await self._call(
+            await self._send(
                 self.custom.patch_namespaced_custom_object,
                 GROUP,
                 VERSION,
@@ -151,7 +167,7 @@ class Kube:
     async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         """Create a Job; False when it already exists."""
         try:
-            await self._call(self.batch.create_namespaced_job, namespace, body)
+            await self._send(self.batch.create_namespaced_job, namespace, body)
         except KubeError as err:
             if err.status == 409:
                 return False
@@ -161,7 +177,7 @@ class Kube:
     async def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and (in the background) its pods; gone already is fine."""
         try:
-            await self._call(
+            await self._send(
                 self.batch.delete_namespaced_job,
                 name,
                 namespace,
@@ -208,4 +224,4 @@ class Kube:
             "count": 1,
         }
         with contextlib.suppress(KubeError):
-            await self._call(self.core.create_namespaced_event, meta["namespace"], body)
+            await self._send(self.core.create_namespaced_event, meta["namespace"], body)

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ from kascade.operator.jobs import Launch
 from kascade.operator.labels import PLAN_INDEX, RUN
 from kascade.operator.preparation import prepare_run
 from kascade.operator.status import invalid_condition, run_status, task_status
+from kascade.operator.writer import StatusWriter
 
 if TYPE_CHECKING:
     from kascade.operator.context import Operations
@@ -101,8 +103,10 @@ class RunWorker:
         self.parameters: dict[str, Any] = {}
         self.settings: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []
-        self.written_tasks: dict[str, dict[str, Any]] = {}
-        self.written_run: dict[str, Any] = {}
+        self.writer = StatusWriter(ops.kube, namespace)
+        self.seen_states: dict[str, TaskState] = {}
+        self.dirty: set[str] = set()
+        self.background: set[asyncio.Task[None]] = set()
         self.config_map: str | None = None
         self.project_dir: Any = None
         self.start_error: str | None = None
@@ -125,6 +129,7 @@ class RunWorker:
                     return
                 delay = 1.0
             except asyncio.CancelledError:
+                self.writer.cancel()
                 raise
             except Exception as err:  # never let one run take the operator down
                 log.exception("run=%s/%s event=reconcile-error error=%s", *self.key, err)
@@ -149,20 +154,32 @@ class RunWorker:
             await self._load(body)
         assert self.state is not None
         assert self.plan is not None
+        decided: RunState | None = None
+        wake_at: datetime | None = None
         while True:
             now = datetime.now(UTC)
             self._observe(now)
             if self.state.phase in _WAITING:
-                self.state = replace(self.state, admitted=self.ops.admitted(self))
-            decision = decide(self.plan, self.state, self._limits(), now)
-            previous = self.state.phase
-            self.state = decision.state
-            await self._act(decision, now)
-            await self._write(decision, now)
-            self._phase(previous, self.state.phase)
-            if run_is_terminal(self.state.phase) and not self._open_attempts():
-                return True
-            await self._wait(decision.wake_at, now)
+                admitted = self.ops.admitted(self)
+                if admitted != self.state.admitted:
+                    self.state = replace(self.state, admitted=admitted)
+            # The engine is deterministic: with the same state and no deadline passed it
+            # would decide the same again, so most wake-ups (a Job got its pod) end here.
+            if self.state is not decided or (wake_at is not None and now >= wake_at):
+                decision = decide(self.plan, self.state, self._limits(), now)
+                previous = self.state.phase
+                self.state = decided = decision.state
+                wake_at = decision.wake_at
+                await self._act(decision, now)
+                await self._write(decision, now)
+                self._phase(previous, self.state.phase)
+                if run_is_terminal(self.state.phase) and not self._open_attempts():
+                    await self.writer.flush()
+                    await asyncio.gather(*self.background)
+                    return True
+                if self.state is not decided:
+                    continue  # acting changed the state (an attempt could not start)
+            await self._wait(wake_at, now)
             self._refresh()
 
     # --- loading ------------------------------------------------------------------------
@@ -191,8 +208,8 @@ class RunWorker:
         self.settings = status.get("settings") or self.settings
         self.config_map = self.settings.get("projectConfigMap")
         self.history = list(status.get("history") or [])
-        self.written_run = {}
-        self.written_tasks = {}
+        self.writer.forget()
+        self.seen_states = {}
         self.state = RunState(
             phase=phase,
             tasks=states,
@@ -288,6 +305,7 @@ class RunWorker:
         assert self.state is not None
         reason = info.kill_reason or outcome.reason or "Error"
         info.exit_code, info.reason, info.message = outcome.exit_code, reason, outcome.message
+        self.dirty.add(task_id)
         if outcome.exit_code == 0 and info.kill_reason is None and outcome.outputs is not None:
             self.tasks[task_id].outputs = outcome.outputs
         self.state = record_attempt_end(
@@ -303,16 +321,18 @@ class RunWorker:
     async def _act(self, decision: Decision, now: datetime) -> None:
         starts = [a for a in decision.actions if isinstance(a, StartTask)]
         kills = [a for a in decision.actions if isinstance(a, KillTask)]
-        await asyncio.gather(*(self._start(action, now) for action in starts))
+        context = self._context() if starts else {}
+        await asyncio.gather(*(self._start(action, now, context) for action in starts))
         await asyncio.gather(*(self._kill(action) for action in kills))
 
-    async def _start(self, action: StartTask, now: datetime) -> None:
+    async def _start(self, action: StartTask, now: datetime, context: dict[str, Any]) -> None:
         info = self.tasks[action.task]
         launch = self._launch_ref(action.task, action.attempt)
         attempt = AttemptInfo(action.attempt, launch.job)
         info.attempts.append(attempt)
+        self.dirty.add(action.task)
         try:
-            launch = self._launch(action.task, action.attempt)
+            launch = self._launch(action.task, action.attempt, context)
             await self._executor(action.task).start(launch)
         except (KascadeError, StartFailed) as err:
             failed = Outcome(Progress.ENDED, ended=now, reason=START_ERROR, message=str(err))
@@ -368,11 +388,10 @@ class RunWorker:
             warehouse=self.ops.config.warehouse,
         )
 
-    def _launch(self, task_id: str, attempt: int) -> Launch:
+    def _launch(self, task_id: str, attempt: int, context: dict[str, Any]) -> Launch:
         """The full launch of an attempt, templates rendered with finished tasks' outputs."""
         base = self._launch_ref(task_id, attempt)
         spec = base.spec
-        context = self._context()
         env = []
         for var in spec.get("env") or []:
             rendered = dict(var)
@@ -434,12 +453,15 @@ class RunWorker:
                 }
             )
         del self.history[:-HISTORY_LIMIT]
-        patches = []
         for task_id, info in self.tasks.items():
-            desired = task_status(self.state.tasks[task_id], info.attempts, info.outputs)
-            if desired != self.written_tasks.get(task_id):
-                patches.append(self._patch_task(task_id, info.name, desired))
-        await asyncio.gather(*patches)
+            state = self.state.tasks[task_id]
+            if state is self.seen_states.get(task_id) and task_id not in self.dirty:
+                continue
+            self.seen_states[task_id] = state
+            if state.phase == TaskPhase.PENDING and not state.attempts:
+                continue  # a Task without status is PENDING; a big run saves a write each
+            self.writer.submit("tasks", info.name, task_status(state, info.attempts, info.outputs))
+        self.dirty.clear()
         desired_run = run_status(
             self.state,
             self.plan,
@@ -449,16 +471,16 @@ class RunWorker:
             self.conditions,
             now,
         )
-        if desired_run != self.written_run:
-            await self.ops.kube.patch_status("runs", self.namespace, self.name, desired_run)
-            self.written_run = desired_run
+        self.writer.submit("runs", self.name, desired_run)
         for change in changes:
-            await self.ops.kube.event(
-                self.body,
-                "Run",
-                change.reason,
-                f"{change.phase.value}: {change.message}",
-                warning=change.phase in _WARN_PHASES,
+            self._background(
+                self.ops.kube.event(
+                    self.body,
+                    "Run",
+                    change.reason,
+                    f"{change.phase.value}: {change.message}",
+                    warning=change.phase in _WARN_PHASES,
+                )
             )
             log.info(
                 "run=%s/%s event=phase phase=%s reason=%s",
@@ -467,9 +489,11 @@ class RunWorker:
                 change.reason,
             )
 
-    async def _patch_task(self, task_id: str, name: str, desired: dict[str, Any]) -> None:
-        await self.ops.kube.patch_status("tasks", self.namespace, name, desired)
-        self.written_tasks[task_id] = desired
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a best-effort call (an Event) without holding up decisions."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     def _phase(self, previous: RunPhase | None, current: RunPhase | None) -> None:
         if previous != current:
