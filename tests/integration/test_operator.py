@@ -432,3 +432,37 @@ def test_status_and_logs_commands(
     assert missing.returncode == 1
     assert "run `nope` not found" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_max_active_runs_queues_a_second_run_until_the_first_ends(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, tmp_path: Path
+):
+    setup_flow(
+        cluster,
+        namespace,
+        tmp_path,
+        [{"name": "only", "script": {"name": "step"}}],
+        maxActiveRuns=1,
+        defaults={"podMetadata": {"annotations": {RUN_FOR: "3s"}}},
+    )
+    first = trigger(cluster, namespace)
+    wait_for(
+        lambda: phase_of(cluster, namespace, first),
+        lambda p: p == "RUNNING",
+        timeout=60,
+        what="the first run to start",
+    )
+    second = trigger(cluster, namespace)
+    wait_for(
+        lambda: phase_of(cluster, namespace, second),
+        lambda p: p == "QUEUED",
+        timeout=60,
+        what="the second run to queue",
+    )
+    assert phase_of(cluster, namespace, first) == "RUNNING"
+    assert finish(cluster, namespace, first)["status"]["phase"] == "SUCCEEDED"
+    body = finish(cluster, namespace, second)
+    assert body["status"]["phase"] == "SUCCEEDED"
+    started = next(h["time"] for h in body["status"]["history"] if h["phase"] == "RUNNING")
+    first_done = run_body(cluster, namespace, first)["status"]["completionTime"]
+    assert started >= first_done.replace("Z", "+00:00")[:19]
