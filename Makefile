@@ -85,6 +85,10 @@ bench: $(INSTALLED) ## benchmarks (figures go to docs/performance.md)
 	$(BIN)/python benchmarks/plan.py
 	$(BIN)/python benchmarks/local.py
 
+.PHONY: bench-cluster
+bench-cluster: $(INSTALLED) cluster-up ## operator benchmark on the local cluster (1,000 Jobs)
+	$(BIN)/python benchmarks/cluster.py
+
 .PHONY: clean
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
