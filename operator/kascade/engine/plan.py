@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from kascade.api import Flow, HookNode, Node, TaskSettings, TaskType, TriggerRule
+from kascade.api import Flow, FlowSpec, HookNode, Node, TaskSettings, TaskType, TriggerRule
 from kascade.engine.errors import PlanError, SelectorError
 from kascade.engine.graph import Graph, format_cycle
 from kascade.engine.project import SCRIPT_ENTRY, SCRIPTS_DIR, Project
@@ -69,6 +69,16 @@ class Plan:
         if self.hooks:
             out["hooks"] = [{**hook.to_json(), "event": hook.hook} for hook in self.hooks]
         return out
+
+
+def node_of(spec: FlowSpec, task: PlannedTask) -> Node | HookNode:
+    """The Flow node (or hook) a planned task comes from."""
+    if task.hook is not None and spec.hooks is not None:
+        for hooks in spec.hooks.by_event().values():
+            for hook in hooks:
+                if hook.name == task.node:
+                    return hook
+    return next(node for node in spec.nodes if node.name == task.node)
 
 
 @dataclass

@@ -8,7 +8,6 @@ abort (ABORTING, attempts stopped, ABORTED); a second Ctrl-C stops attempts at o
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import threading
@@ -23,7 +22,7 @@ from kascade.api import FlowSpec, HookNode, Node, TaskType
 from kascade.api.core import EnvVar
 from kascade.engine.decide import decide
 from kascade.engine.errors import KascadeError
-from kascade.engine.plan import Plan, PlannedTask
+from kascade.engine.plan import Plan, PlannedTask, node_of
 from kascade.engine.runstate import (
     KillTask,
     Limits,
@@ -39,16 +38,12 @@ from kascade.local.processes import ProcessPool, TaskProcess, runtime_command, t
 from kascade.local.records import AttemptRecord, PhaseRecord, RunRecord, plan_of, state_of
 from kascade.local.store import RunStore
 from kascade.runtime import contract
+from kascade.runtime.outputs import read_published
 
 TICK_SECONDS = 0.5
 PERSIST_INTERVAL_SECONDS = 0.5
 HISTORY_LIMIT = 50
 START_ERROR = "StartError"
-_RUNTIME_KIND = {
-    TaskType.MODEL: "model",
-    TaskType.SCRIPT: "script",
-    TaskType.CONNECTOR: "connector",
-}
 
 
 class TaskStartError(KascadeError):
@@ -180,9 +175,9 @@ class LocalRunner:
         self, task: PlannedTask, attempt: int, published: Path
     ) -> tuple[list[str], dict[str, str]]:
         """The command and environment of an attempt; TaskStartError when it cannot start."""
-        kind = _RUNTIME_KIND.get(task.type)
-        node = self._node(task)
-        if kind is None:
+        node = node_of(self.spec, task)
+        kind = task.type.value  # model, script and connector are the runtime's kinds too
+        if task.type == TaskType.FLOW:
             raise TaskStartError(
                 f"task `{task.id}` starts flow `{task.target}`: child flows run only on a "
                 "cluster (kascade operator), not in a local run"
@@ -206,14 +201,6 @@ class LocalRunner:
             }
         )
         return runtime_command(kind, task.target, args), env
-
-    def _node(self, task: PlannedTask) -> Node | HookNode:
-        if task.hook is not None and self.spec.hooks is not None:
-            for hooks in self.spec.hooks.by_event().values():
-                for hook in hooks:
-                    if hook.name == task.node:
-                        return hook
-        return next(node for node in self.spec.nodes if node.name == task.node)
 
     def _flow_env(self, node: Node | HookNode, context: Mapping[str, Any]) -> dict[str, str]:
         """defaults.env overridden by the node's env; templates rendered. Values from
@@ -258,7 +245,7 @@ class LocalRunner:
         attempt = self.record.task(ended.task).attempts[-1]
         attempt.end_time, attempt.exit_code, attempt.reason = now, exit_code, reason
         if exit_code == 0 and ended.kill_reason is None:
-            self.record.task(ended.task).outputs = _published_outputs(ended.published_path)
+            self.record.task(ended.task).outputs = read_published(ended.published_path)
         else:
             attempt.message = tail(ended.log_path)
         self.state = record_attempt_end(
@@ -314,14 +301,6 @@ def _task_message(decided: str | None, attempts: list[AttemptRecord]) -> str | N
     if decided and last is not None and last.message and last.reason != "Completed":
         return f"{decided}: {last.message}"
     return decided
-
-
-def _published_outputs(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 @contextlib.contextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 from collections.abc import Callable, Iterable, Mapping
@@ -24,6 +23,7 @@ from kascade.operator.jobs import Launch, job_body
 from kascade.operator.kube import Kube
 from kascade.operator.preparation import ProjectCache
 from kascade.runtime import contract
+from kascade.runtime.outputs import read_published
 
 
 class StartFailed(Exception):
@@ -182,7 +182,7 @@ class LocalExecutor:
                 0,
                 "Completed",
                 None,
-                _read_outputs(handle.published),
+                read_published(handle.published),
             )
         else:
             handle.outcome = Outcome(
@@ -216,14 +216,6 @@ class LocalExecutor:
 def _signal(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-
-
-def _read_outputs(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,11 @@ def timestamp(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
+def rfc3339(value: datetime | None) -> str | None:
+    """A datetime as the API writes timestamps (UTC with Z)."""
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
 @dataclass(frozen=True)
 class JobFacts:
     """The part of a Job that tells how its attempt goes."""

@@ -18,15 +18,12 @@ from kascade.engine.plan import build_plan
 from kascade.engine.project import load_project
 from kascade.engine.statemachine import run_is_terminal
 from kascade.operator.executors import RunFacts
+from kascade.operator.facts import rfc3339
 from kascade.operator.kube import Kube
 from kascade.operator.preparation import ProjectCache
 
 log = logging.getLogger("kascade.operator")
 DEBOUNCE_SECONDS = 0.2
-
-
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def runs_summary(runs: Iterable[RunFacts]) -> dict[str, Any]:
@@ -42,8 +39,8 @@ def runs_summary(runs: Iterable[RunFacts]) -> dict[str, Any]:
         summary["lastRun"] = {
             "name": last.name,
             "phase": last.phase.value if isinstance(last.phase, RunPhase) else None,
-            "startTime": _time(last.started),
-            "completionTime": _time(last.finished),
+            "startTime": rfc3339(last.started),
+            "completionTime": rfc3339(last.finished),
         }
     return summary
 
@@ -118,7 +115,7 @@ class FlowStatusWriter:
             "status": "False" if problem else "True",
             "reason": "Invalid" if problem else "Planned",
             "message": (problem or f"{tasks} tasks")[:1024],
-            "lastTransitionTime": _time(datetime.now(UTC)),
+            "lastTransitionTime": rfc3339(datetime.now(UTC)),
             "observedGeneration": generation,
         }
         result = {"conditions": [condition], "taskCount": tasks, "observedGeneration": generation}

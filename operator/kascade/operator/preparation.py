@@ -9,13 +9,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kascade.api import Flow, FlowSpec, HookNode, Node, RunSpec, TaskSettings
+from kascade.api import Flow, FlowSpec, RunSpec, TaskSettings
 from kascade.api.run import RunSettings
 from kascade.engine.errors import KascadeError, PlanError
 from kascade.engine.manifests import format_validation_error
 from kascade.engine.naming import task_object_name
 from kascade.engine.parameters import ParameterError, resolve_parameters
-from kascade.engine.plan import Plan, PlannedTask, build_plan
+from kascade.engine.plan import Plan, PlannedTask, build_plan, node_of
 from kascade.engine.project import load_project
 from kascade.engine.templating import run_context
 from kascade.operator.facts import timestamp
@@ -139,15 +139,6 @@ def _now() -> Any:
     return datetime.now(UTC)
 
 
-def _node(spec: FlowSpec, task: PlannedTask) -> Node | HookNode:
-    if task.hook is not None and spec.hooks is not None:
-        for hooks in spec.hooks.by_event().values():
-            for hook in hooks:
-                if hook.name == task.node:
-                    return hook
-    return next(node for node in spec.nodes if node.name == task.node)
-
-
 def merged_settings(defaults: TaskSettings | None, node: TaskSettings) -> dict[str, Any]:
     """A node's settings over the Flow's defaults (env by name, pod metadata by key), in
     wire form."""
@@ -178,7 +169,7 @@ def task_body(
     index: int,
 ) -> dict[str, Any]:
     """The Task object of a planned task: its plan entry and resolved settings."""
-    node = _node(spec, task)
+    node = node_of(spec, task)
     task_spec: dict[str, Any] = {
         **merged_settings(spec.defaults, node),
         "runRef": {"name": run},

@@ -12,6 +12,7 @@ from kascade.api import TaskPhase
 from kascade.engine.plan import Plan
 from kascade.engine.runstate import RunState, TaskState
 from kascade.engine.statemachine import task_is_terminal
+from kascade.operator.facts import rfc3339
 
 if TYPE_CHECKING:
     from kascade.operator.worker import AttemptInfo
@@ -29,10 +30,6 @@ _DONE = frozenset(
 )
 
 
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 def task_status(
     state: TaskState, infos: Sequence[AttemptInfo], outputs: dict[str, Any]
 ) -> dict[str, Any]:
@@ -42,10 +39,10 @@ def task_status(
         entry: dict[str, Any] = {
             "number": attempt.number,
             "jobName": info.job,
-            "startTime": _time(attempt.started_at),
+            "startTime": rfc3339(attempt.started_at),
         }
         if attempt.ended_at is not None:
-            entry["endTime"] = _time(attempt.ended_at)
+            entry["endTime"] = rfc3339(attempt.ended_at)
             entry["exitCode"] = attempt.exit_code
             entry["reason"] = attempt.reason
             if info.message:
@@ -57,9 +54,9 @@ def task_status(
         "message": _message(state, infos),
         "attempts": attempts,
         "attemptCount": len(attempts),
-        "nextRetryTime": _time(state.retry_at) if state.phase == TaskPhase.RETRYING else None,
-        "startTime": _time(state.attempts[0].started_at) if state.attempts else None,
-        "completionTime": _time(state.attempts[-1].ended_at)
+        "nextRetryTime": rfc3339(state.retry_at) if state.phase == TaskPhase.RETRYING else None,
+        "startTime": rfc3339(state.attempts[0].started_at) if state.attempts else None,
+        "completionTime": rfc3339(state.attempts[-1].ended_at)
         if state.attempts and task_is_terminal(state.phase)
         else None,
         "outputs": outputs or None,
@@ -98,8 +95,8 @@ def run_status(
         "reason": state.reason,
         "message": state.message,
         "history": list(history),
-        "startTime": _time(state.started_at),
-        "completionTime": _time(end),
+        "startTime": rfc3339(state.started_at),
+        "completionTime": rfc3339(end),
         "duration": duration if end is not None else None,
         "totalTasks": len(main),
         "taskCounts": dict(sorted(counts.items())),
@@ -119,7 +116,7 @@ def invalid_condition(message: str, when: datetime) -> dict[str, Any]:
         "status": "False",
         "reason": "InvalidRun",
         "message": message[:1024],
-        "lastTransitionTime": _time(when),
+        "lastTransitionTime": rfc3339(when),
     }
 
 

@@ -53,12 +53,6 @@ _WARN_PHASES = frozenset(
     {RunPhase.FAILED, RunPhase.TIMED_OUT, RunPhase.ABORTED, RunPhase.FAILING, RunPhase.ABORTING}
 )
 _WAITING = frozenset({None, RunPhase.SCHEDULED, RunPhase.QUEUED})
-_RUNTIME_KIND = {
-    TaskType.MODEL: "model",
-    TaskType.SCRIPT: "script",
-    TaskType.CONNECTOR: "connector",
-    TaskType.FLOW: "flow",
-}
 
 
 @dataclass
@@ -378,7 +372,7 @@ class RunWorker:
             task_uid=info.uid,
             task_id=task_id,
             attempt=attempt,
-            kind=_RUNTIME_KIND[TaskType(spec["type"])],
+            kind=spec["type"],
             target=spec["target"],
             job=child_run_name(self.name, task_id, attempt)
             if flow_task

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from kascade.runtime.contract import (
@@ -68,3 +69,12 @@ def publish_outputs(outputs: dict[str, Any]) -> None:
         path = KUBERNETES_TERMINATION_LOG
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def read_published(path: Path) -> dict[str, Any]:
+    """Outputs a task published ({} when there are none or they cannot be read)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
