@@ -58,9 +58,9 @@ KINDS: tuple[Kind, ...] = (
         columns=(
             _column("Schedule", ".status.schedule"),
             _column("Suspended", ".spec.schedule.suspend", "boolean"),
+            _column("Next", ".status.nextScheduleTime"),
             _column("Last Run", ".status.lastRun.name"),
-            _column("Phase", ".status.lastRun.phase"),
-            _column("Next", ".status.nextScheduleTime", "date"),
+            _column("Last Phase", ".status.lastRun.phase"),
             _AGE,
         ),
     ),

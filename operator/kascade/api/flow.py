@@ -435,6 +435,11 @@ class FlowStatus(StatusModel):
     last_schedule_time: datetime | None = Field(
         default=None, description="The last time a run was scheduled."
     )
+    schedule_checkpoint: datetime | None = Field(
+        default=None,
+        description="The latest scheduled instant the operator has dealt with (run or "
+        "skipped); instants up to it never run again.",
+    )
     next_schedule_time: datetime | None = Field(
         default=None, description="The next time a run will be scheduled."
     )

@@ -15,7 +15,7 @@ import click
 from kubernetes.client.exceptions import ApiException
 from rich.tree import Tree
 
-from kascade.api import RunPhase
+from kascade.api import RunPhase, RunType
 from kascade.cli.cluster import (
     Cluster,
     ClusterError,
@@ -31,6 +31,7 @@ from kascade.engine.parameters import parse_assignments
 from kascade.engine.statemachine import run_is_terminal
 from kascade.operator.config import DEFAULT_IMAGE, EXECUTORS, OperatorConfig
 from kascade.operator.labels import API_VERSION, GROUP, JOB_NAME, MANAGED_BY, MANAGER, VERSION
+from kascade.operator.reruns import rerun_body
 from kascade.runtime.archive import ARCHIVE_KEY, digest, pack, project_files
 
 FOLLOW_INTERVAL_SECONDS = 0.5
@@ -65,6 +66,13 @@ FOLLOW_INTERVAL_SECONDS = 0.5
     "--liveness", metavar="URL", help="kopf health endpoint, e.g. http://0.0.0.0:8080/healthz."
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option(
+    "--clock-offset",
+    type=float,
+    default=0.0,
+    hidden=True,
+    help="Shift the operator's clock by this many seconds (tests of schedules).",
+)
 @kubeconfig_option
 def operator(
     namespaces: tuple[str, ...],
@@ -75,6 +83,7 @@ def operator(
     max_active_runs: int | None,
     liveness: str | None,
     verbose: bool,
+    clock_offset: float,
     kubeconfig: str | None,
 ) -> None:
     """Run the operator (kopf): Runs become Tasks and Jobs, in dependency order."""
@@ -98,6 +107,7 @@ def operator(
         warehouse=warehouse,
         state_dir=state_dir.absolute(),
         max_active_runs=max_active_runs,
+        clock_offset_seconds=clock_offset,
     )
     state_dir.mkdir(parents=True, exist_ok=True)
     kopf.run(
@@ -249,6 +259,44 @@ def status(run: str, output: str | None, namespace: str | None, kubeconfig: str 
                 + (f": {attempt['message']}" if attempt.get("message") else "")
             )
     console_for().print(tree)
+
+
+def cluster_rerun(
+    run: str,
+    kind: RunType,
+    task: str | None,
+    downstream: bool,
+    wait: bool,
+    namespace: str | None,
+    kubeconfig: str | None,
+) -> None:
+    """Create a rerun Run of a finished run on the cluster; print its name."""
+    cluster = connect(kubeconfig, namespace)
+    original = cluster.get("runs", run)
+    phase = (original.get("status") or {}).get("phase")
+    if not phase or not run_is_terminal(RunPhase(phase)):
+        raise ClusterError(
+            f"run `{run}` is {phase or 'not started'}; only a finished run can "
+            "be rerun (abort it first)"
+        )
+    task_ids = {t["spec"]["id"] for t in cluster.run_tasks(run)}
+    if task is not None and task not in task_ids:
+        raise ClusterError(
+            f"run `{run}` has no task `{task}` (tasks: {', '.join(sorted(task_ids))})"
+        )
+    body = rerun_body(original, "", kind, task, downstream)
+    body["metadata"] = {"generateName": f"{dns_name(run, 40)}-rerun-"}
+    try:
+        created: Any = cluster.custom.create_namespaced_custom_object(
+            GROUP, VERSION, cluster.namespace, "runs", body
+        )
+    except ApiException as err:
+        raise api_error(err) from err
+    name = created["metadata"]["name"]
+    click.echo(name)
+    if wait:
+        final = follow(cluster, name)
+        raise SystemExit(0 if final == RunPhase.SUCCEEDED.value else 1)
 
 
 @click.command()

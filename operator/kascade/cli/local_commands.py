@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from kascade.api import RunPhase, RunType
+from kascade.cli.cluster import kubeconfig_option, namespace_option
+from kascade.cli.cluster_commands import cluster_rerun
 from kascade.cli.console import console_for
 from kascade.cli.loading import project_dir
 from kascade.cli.progress import PHASE_STYLE, LineReporter, LiveReporter, elapsed, format_seconds
@@ -141,19 +143,25 @@ def run(
 @click.option("--all", "mode", flag_value="all", help="Rerun every task.")
 @click.option("--task", "task", metavar="T", help="Rerun one task (the rest is reused).")
 @click.option("--downstream", is_flag=True, help="With --task: also rerun its descendants.")
+@click.option("--wait", is_flag=True, help="On a cluster: follow the rerun to its end.")
 @state_dir_option
 @output_option
+@namespace_option
+@kubeconfig_option
 def rerun(
     run_id: str,
     local: bool,
     mode: str | None,
     task: str | None,
     downstream: bool,
+    wait: bool,
     state_dir: Path,
     output: str | None,
+    namespace: str | None,
+    kubeconfig: str | None,
 ) -> None:
-    """Rerun a local run with the project's current code, as a new run pointing at it."""
-    _require_local(local, "rerun")
+    """Rerun a run with the project's current code, as a new run pointing at it: a local
+    run with --local, else a Run on the cluster (prints its name)."""
     chosen = [m for m in (mode, "task" if task else None) if m]
     if len(chosen) != 1:
         raise click.UsageError("choose exactly one of --failed, --all, --task T")
@@ -162,6 +170,9 @@ def rerun(
     kind = {"failed": RunType.RERUN_FAILED, "all": RunType.RERUN_ALL, "task": RunType.RERUN_TASK}[
         chosen[0]
     ]
+    if not local:
+        cluster_rerun(run_id, kind, task, downstream, wait, namespace, kubeconfig)
+        return
     store = RunStore(state_dir)
     store.ensure_writable()
     original = store.load(run_id)

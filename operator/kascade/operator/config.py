@@ -24,3 +24,4 @@ class OperatorConfig:
     max_api_concurrency: int = 32
     resync_seconds: float = 120.0
     missing_job_grace_seconds: float = 30.0
+    clock_offset_seconds: float = 0.0

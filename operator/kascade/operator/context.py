@@ -7,9 +7,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kascade.api import RunPhase
+from kascade.api import ConcurrencyPolicy, RunPhase
 from kascade.engine.admission import QueuedRun, admit
 from kascade.engine.naming import label_value
 from kascade.operator.config import OperatorConfig
@@ -21,6 +22,16 @@ from kascade.operator.worker import RunWorker
 log = logging.getLogger("kascade.operator")
 ACTIVE = frozenset({RunPhase.RUNNING, RunPhase.SUCCEEDING, RunPhase.FAILING, RunPhase.ABORTING})
 WAITING = frozenset({None, RunPhase.SCHEDULED, RunPhase.QUEUED})
+QUEUEING = frozenset({None, RunPhase.QUEUED})
+
+
+@dataclass(frozen=True)
+class FlowFacts:
+    """What the flows index keeps of a Flow."""
+
+    max_active_runs: int | None
+    config_map: str | None
+    policy: str | None
 
 
 @dataclass
@@ -33,9 +44,14 @@ class Operations:
     executor: Executor
     children: ChildRunExecutor
     runs: Callable[[tuple[str, str]], Iterable[RunFacts]]
-    flow_limits: Callable[[str, str], int | None]
+    flow_facts: Callable[[str, str], FlowFacts | None]
     workers: dict[tuple[str, str], RunWorker] = field(default_factory=dict)
     tasks: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
+    replacing: set[str] = field(default_factory=set)
+
+    def now(self) -> datetime:
+        """The operator's clock (shifted by --clock-offset, for tests of schedules)."""
+        return datetime.now(UTC) + timedelta(seconds=self.config.clock_offset_seconds)
 
     def ensure_worker(self, namespace: str, name: str, phase: RunPhase | None) -> None:
         """Start the worker of a non-terminal run unless it runs already."""
@@ -81,27 +97,64 @@ class Operations:
         """What the runs index says of one run."""
         return next((r for r in self.runs((namespace, flow)) if r.name == name), None)
 
+    def flow_limit(self, namespace: str, flow: str) -> int | None:
+        """Most active runs a flow may have: maxActiveRuns, and 1 under a Forbid or
+        Replace concurrency policy (which manual runs obey too)."""
+        facts = self.flow_facts(namespace, flow)
+        if facts is None:
+            return None
+        limit = facts.max_active_runs
+        if facts.policy in (ConcurrencyPolicy.FORBID.value, ConcurrencyPolicy.REPLACE.value):
+            limit = 1 if limit is None else min(limit, 1)
+        return limit
+
     def admitted(self, candidate: RunWorker) -> bool:
-        """Whether a waiting run may start now (operator-wide and per-flow limits)."""
-        if (
-            self.config.max_active_runs is None
-            and self.flow_limits(candidate.namespace, candidate.flow) is None
+        """Whether a waiting run may start now (operator-wide and per-flow limits, oldest
+        first). Under Replace, the newest waiting run of a flow asks its active runs to
+        abort and starts once they ended."""
+        if self.config.max_active_runs is None and (
+            self.flow_limit(candidate.namespace, candidate.flow) is None
         ):
             return True
-        active: dict[str, int] = {}
+        active: dict[str, list[RunWorker]] = {}
         queued: list[QueuedRun] = []
         limits: dict[str, int | None] = {}
         for worker in self.workers.values():
             flow_key = f"{worker.namespace}/{worker.flow}"
-            limits[flow_key] = self.flow_limits(worker.namespace, worker.flow)
+            limits[flow_key] = self.flow_limit(worker.namespace, worker.flow)
             if worker.phase in ACTIVE:
-                active[flow_key] = active.get(flow_key, 0) + 1
-            elif worker.phase in WAITING and worker.flow:
+                active.setdefault(flow_key, []).append(worker)
+            elif worker.phase in QUEUEING and worker.flow:
                 queued.append(
                     QueuedRun(f"{worker.namespace}/{worker.name}", flow_key, worker.created)
                 )
-        chosen = admit(queued, active, self.config.max_active_runs, limits)
-        return f"{candidate.namespace}/{candidate.name}" in chosen
+        counts = {key: len(workers) for key, workers in active.items()}
+        chosen = admit(queued, counts, self.config.max_active_runs, limits)
+        key = f"{candidate.namespace}/{candidate.name}"
+        if key not in chosen:
+            self._replace(
+                candidate, active.get(f"{candidate.namespace}/{candidate.flow}", []), queued
+            )
+        return key in chosen
+
+    def _replace(
+        self, candidate: RunWorker, running: list[RunWorker], queued: list[QueuedRun]
+    ) -> None:
+        facts = self.flow_facts(candidate.namespace, candidate.flow)
+        if facts is None or facts.policy != ConcurrencyPolicy.REPLACE.value or not running:
+            return
+        flow_key = f"{candidate.namespace}/{candidate.flow}"
+        newest = max((q for q in queued if q.flow == flow_key), key=lambda q: (q.created, q.key))
+        if newest.key != f"{candidate.namespace}/{candidate.name}":
+            return
+        for worker in running:
+            if worker.name in self.replacing:
+                continue
+            self.replacing.add(worker.name)
+            log.info("run=%s/%s event=replace by=%s", worker.namespace, worker.name, candidate.name)
+            asyncio.get_running_loop().create_task(
+                self.kube.patch_spec("runs", worker.namespace, worker.name, {"abort": True})
+            )
 
     def phase_changed(self, worker: RunWorker, old: RunPhase | None, new: RunPhase | None) -> None:
         """A run left the active set: waiting runs may now fit."""

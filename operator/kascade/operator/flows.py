@@ -45,6 +45,11 @@ def runs_summary(runs: Iterable[RunFacts]) -> dict[str, Any]:
     return summary
 
 
+def _outcome(phase: RunPhase) -> RunPhase:
+    """SUCCEEDED counts against the successful history, every other end the failed one."""
+    return RunPhase.SUCCEEDED if phase == RunPhase.SUCCEEDED else RunPhase.FAILED
+
+
 class FlowStatusWriter:
     """Debounced writer of Flow status, one pending update per Flow."""
 
@@ -60,6 +65,8 @@ class FlowStatusWriter:
         self.pending: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.written: dict[tuple[str, str], dict[str, Any]] = {}
         self.validity: dict[tuple[str, str], tuple[tuple[int, str], dict[str, Any]]] = {}
+        self.schedule_written: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pruned: set[str] = set()
 
     def touch(self, namespace: str, flow: str) -> None:
         """Something changed for a Flow; write its status soon."""
@@ -74,12 +81,48 @@ class FlowStatusWriter:
             body = await self.kube.get("flows", *key)
             if body is None:
                 return
-            status = {**runs_summary(self.runs(key)), **await self._validity(body)}
+            runs = list(self.runs(key))
+            status = {**runs_summary(runs), **await self._validity(body)}
             if status != self.written.get(key):
                 await self.kube.patch_status("flows", key[0], key[1], status)
                 self.written[key] = status
+            await self._prune(body, runs)
         except Exception as err:  # a Flow must never take the operator down
             log.exception("flow=%s/%s event=status-error error=%s", *key, err)
+
+    async def write_schedule(self, namespace: str, flow: str, fields: dict[str, Any]) -> None:
+        """Write the schedule's fields of a Flow's status now (the scheduler relies on
+        its checkpoint surviving a restart)."""
+        if self.schedule_written.get((namespace, flow)) != fields:
+            await self.kube.patch_status("flows", namespace, flow, fields)
+            self.schedule_written[(namespace, flow)] = fields
+
+    async def _prune(self, body: dict[str, Any], runs: list[RunFacts]) -> None:
+        """Delete finished runs beyond the Flow's history limits, oldest first (their
+        Tasks and Jobs go with them). Child runs go with their parents instead."""
+        spec = body.get("spec") or {}
+        limits = {
+            RunPhase.SUCCEEDED: spec.get("successfulRunsHistoryLimit", 10),
+            RunPhase.FAILED: spec.get("failedRunsHistoryLimit", 10),
+        }
+        for outcome, limit in limits.items():
+            finished = sorted(
+                (
+                    r
+                    for r in runs
+                    if r.type != "SUBFLOW"
+                    and r.phase is not None
+                    and run_is_terminal(r.phase)
+                    and _outcome(r.phase) == outcome
+                ),
+                key=lambda r: (r.finished or r.created or datetime.min.replace(tzinfo=UTC), r.name),
+            )
+            for run in finished[: max(0, len(finished) - int(limit))]:
+                if run.name in self.pruned:
+                    continue
+                self.pruned.add(run.name)
+                await self.kube.delete("runs", run.namespace, run.name)
+                log.info("run=%s/%s event=pruned limit=%s", run.namespace, run.name, limit)
 
     async def _validity(self, body: dict[str, Any]) -> dict[str, Any]:
         """Valid condition and task count; recomputed when the Flow's generation or its

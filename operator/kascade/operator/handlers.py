@@ -5,33 +5,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
 from kascade.engine.statemachine import run_is_terminal
 from kascade.operator.config import OperatorConfig
-from kascade.operator.context import Operations, facts_of_run
+from kascade.operator.context import FlowFacts, Operations, facts_of_run
 from kascade.operator.executors import ChildRunExecutor, JobsExecutor, LocalExecutor
 from kascade.operator.facts import job_facts, pod_facts
 from kascade.operator.flows import FlowStatusWriter
 from kascade.operator.kube import Kube, api_client
 from kascade.operator.labels import GROUP, MANAGED_BY, MANAGER, RUN, VERSION
 from kascade.operator.preparation import ProjectCache
+from kascade.operator.reruns import RERUN_ANNOTATION, rerun_from_annotation
+from kascade.operator.scheduler import Scheduler
 
 log = logging.getLogger("kascade.operator")
 CONFIG = OperatorConfig()
 KUBECONFIG: str | None = None
 OURS = {MANAGED_BY: MANAGER}
-
-
-@dataclass(frozen=True)
-class FlowFacts:
-    """What the flows index keeps of a Flow."""
-
-    max_active_runs: int | None
-    config_map: str | None
 
 
 class _NoDiffBase(kopf.DiffBaseStorage):
@@ -106,9 +99,10 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         executor=executor,
         children=ChildRunExecutor(kube, lambda key: INDEXES.values(INDEXES.runs, key)),
         runs=lambda key: INDEXES.values(INDEXES.runs, key),
-        flow_limits=_flow_limit,
+        flow_facts=_flow_facts,
     )
     memo.ops = ops
+    memo.scheduler = Scheduler(ops, memo.flows)
     log.info(
         "event=started executor=%s namespaces=%s",
         CONFIG.executor,
@@ -116,9 +110,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     )
 
 
-def _flow_limit(namespace: str, flow: str) -> int | None:
+def _flow_facts(namespace: str, flow: str) -> FlowFacts | None:
     facts = INDEXES.values(INDEXES.flows, (namespace, flow))
-    return facts[0].max_active_runs if facts else None
+    return facts[0] if facts else None
 
 
 @kopf.on.login()
@@ -131,6 +125,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 async def cleanup(memo: Any, **_: Any) -> None:
     ops: Operations = memo.ops
     ops.stop_all()
+    memo.scheduler.stop_all()
     if isinstance(ops.executor, LocalExecutor):
         ops.executor.stop_all()
 
@@ -155,7 +150,12 @@ async def runs_by_flow(namespace: str | None, body: kopf.Body, **_: Any) -> obje
 @kopf.index(GROUP, VERSION, "flows")
 async def flows_by_name(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> object:
     project = spec.get("project") or {}
-    return {(namespace, name): FlowFacts(spec.get("maxActiveRuns"), project.get("configMap"))}
+    schedule = spec.get("schedule") or {}
+    return {
+        (namespace, name): FlowFacts(
+            spec.get("maxActiveRuns"), project.get("configMap"), schedule.get("concurrencyPolicy")
+        )
+    }
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
@@ -181,14 +181,23 @@ async def run_event(
         ops.wake(namespace, facts.parent)
     if type == "DELETED":
         ops.stop_worker(namespace, name)
-    elif not run_is_terminal(facts.phase):
+        return
+    if not run_is_terminal(facts.phase):
         ops.ensure_worker(namespace, name, facts.phase)
+    if RERUN_ANNOTATION in (body.get("metadata", {}).get("annotations") or {}):
+        try:
+            await rerun_from_annotation(ops, dict(body))
+        except Exception as err:  # an API hiccup: the annotation stays, the next event retries
+            log.warning("run=%s/%s event=rerun-request-failed error=%s", namespace, name, err)
 
 
 @kopf.on.event(GROUP, VERSION, "flows")
 async def flow_event(type: str, namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
     INDEXES.bind(kwargs)
-    if type != "DELETED" and namespace:
+    if not namespace:
+        return
+    memo.scheduler.flow_changed(namespace, name, deleted=type == "DELETED")
+    if type != "DELETED":
         memo.flows.touch(namespace, name)
 
 

@@ -164,6 +164,42 @@ class Kube:
             raise
         return True
 
+    async def delete(self, plural: str, namespace: str, name: str) -> None:
+        """Delete a kascade object and (in the background) what it owns; gone is fine."""
+        try:
+            await self._send(
+                self.custom.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                propagation_policy="Background",
+            )
+        except KubeError as err:
+            if err.status != 404:
+                raise
+
+    async def patch_metadata(
+        self, plural: str, namespace: str, name: str, metadata: dict[str, Any]
+    ) -> bool:
+        """Merge-patch an object's metadata (a None value removes a key); False when gone."""
+        try:
+            await self._send(
+                self.custom.patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"metadata": metadata},
+            )
+        except KubeError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
     async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         """Create a Job; False when it already exists."""
         try:

@@ -9,18 +9,30 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kascade.api import Flow, FlowSpec, RunSpec, TaskSettings
+from kascade.api import (
+    RERUN_TYPES,
+    Flow,
+    FlowSpec,
+    RunPhase,
+    RunSpec,
+    TaskPhase,
+    TaskSettings,
+    TaskType,
+)
 from kascade.api.run import RunSettings
 from kascade.engine.errors import KascadeError, PlanError
+from kascade.engine.graph import Graph
 from kascade.engine.manifests import format_validation_error
-from kascade.engine.naming import task_object_name
+from kascade.engine.naming import label_value, task_object_name
 from kascade.engine.parameters import ParameterError, resolve_parameters
 from kascade.engine.plan import Plan, PlannedTask, build_plan, node_of
 from kascade.engine.project import load_project
+from kascade.engine.reruns import RerunError, reused_tasks
+from kascade.engine.statemachine import run_is_terminal
 from kascade.engine.templating import run_context
 from kascade.operator.facts import timestamp
 from kascade.operator.kube import Kube
-from kascade.operator.labels import API_VERSION, PLAN_INDEX, TASK_ID, task_labels
+from kascade.operator.labels import API_VERSION, PLAN_INDEX, RUN, TASK_ID, task_labels
 from kascade.runtime.archive import ARCHIVE_KEY, ArchiveError, digest, unpack
 
 
@@ -66,6 +78,8 @@ class Prepared:
     tasks: list[dict[str, Any]] = field(default_factory=list)
     project: Path | None = None
     config_map: str | None = None
+    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rerun_of: str | None = None
 
 
 async def prepare_run(kube: Kube, projects: ProjectCache, run: dict[str, Any]) -> Prepared:
@@ -76,6 +90,8 @@ async def prepare_run(kube: Kube, projects: ProjectCache, run: dict[str, Any]) -
         spec = RunSpec.model_validate(run.get("spec") or {})
     except ValidationError as err:
         return Prepared(error=format_validation_error(err, f"Run {name}"))
+    if spec.type in RERUN_TYPES:
+        return await prepare_rerun(kube, run, spec)
     flow_body = await kube.get("flows", namespace, spec.flow_ref.name)
     if flow_body is None:
         return Prepared(error=f"Flow `{spec.flow_ref.name}` not found in namespace {namespace}")
@@ -205,3 +221,117 @@ def task_body(
         },
         "spec": task_spec,
     }
+
+
+def owned_by(obj: dict[str, Any], uid: str) -> bool:
+    """Whether an object's owner references name the object with this uid."""
+    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
+
+
+def plan_of_tasks(flow: str, objects: list[dict[str, Any]]) -> Plan:
+    """The plan a run's Task objects (in plan order) describe."""
+    planned = []
+    for obj in objects:
+        spec = obj["spec"]
+        planned.append(
+            PlannedTask(
+                id=spec["id"],
+                node=spec["node"],
+                type=TaskType(spec["type"]),
+                target=spec["target"],
+                depends_on=tuple(spec.get("dependsOn") or ()),
+                trigger=spec.get("trigger"),
+                retries=int(spec.get("retries", 0)),
+                retry_delay_seconds=int(spec.get("retryDelaySeconds", 30)),
+                timeout_seconds=spec.get("timeoutSeconds"),
+                hook=spec.get("hook"),
+                path=spec.get("path"),
+            )
+        )
+    main = [t for t in planned if t.hook is None]
+    order = Graph({t.id: list(t.depends_on) for t in main}).topological_order()
+    by_id = {t.id: t for t in main}
+    return Plan(
+        flow=flow,
+        tasks=tuple(by_id[i] for i in order),
+        hooks=tuple(t for t in planned if t.hook is not None),
+    )
+
+
+async def prepare_rerun(kube: Kube, run: dict[str, Any], spec: RunSpec) -> Prepared:
+    """A rerun: the original run's tasks, parameters and settings; the project's current
+    code (the Jobs mount the same ConfigMap as it is now). Reused tasks get a REUSED
+    status carrying the original outputs and never get a Job."""
+    meta = run["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    assert spec.rerun_of is not None
+    original = await kube.get("runs", namespace, spec.rerun_of)
+    if original is None:
+        return Prepared(error=f"run `{spec.rerun_of}` to rerun not found in namespace {namespace}")
+    phase = (original.get("status") or {}).get("phase")
+    if not phase or not run_is_terminal(RunPhase(phase)):
+        return Prepared(
+            error=f"run `{spec.rerun_of}` is {phase or 'not started'}; only a "
+            "finished run can be rerun"
+        )
+    objects = await kube.list("tasks", namespace, f"{RUN}={label_value(spec.rerun_of)}")
+    owned = sorted(
+        (t for t in objects if owned_by(t, original["metadata"]["uid"])),
+        key=lambda t: int((t["metadata"].get("annotations") or {}).get(PLAN_INDEX, 0)),
+    )
+    flow = spec.flow_ref.name
+    plan = plan_of_tasks(flow, owned)
+    phases = {
+        t["spec"]["id"]: TaskPhase((t.get("status") or {}).get("phase") or "PENDING") for t in owned
+    }
+    try:
+        reused = reused_tasks(plan, phases, spec.type, spec.rerun_task, spec.downstream)
+    except RerunError as err:
+        return Prepared(error=f"rerun of `{spec.rerun_of}`: {err}")
+    owner = {
+        "apiVersion": API_VERSION,
+        "kind": "Run",
+        "name": name,
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    tasks, statuses = [], {}
+    for index, task in enumerate(owned):
+        task_id = task["spec"]["id"]
+        object_name = task_object_name(name, task_id)
+        tasks.append(
+            {
+                "apiVersion": API_VERSION,
+                "kind": "Task",
+                "metadata": {
+                    "name": object_name,
+                    "namespace": namespace,
+                    "labels": task_labels(name, flow, task_id),
+                    "annotations": {TASK_ID: task_id, PLAN_INDEX: str(index)},
+                    "ownerReferences": [owner],
+                },
+                "spec": {**task["spec"], "runRef": {"name": name}},
+            }
+        )
+        if task_id in reused:
+            before = task.get("status") or {}
+            statuses[object_name] = {
+                "phase": TaskPhase.REUSED.value,
+                "reason": "Reused",
+                "message": f"result of run {before.get('reusedFrom') or spec.rerun_of}",
+                "outputs": before.get("outputs"),
+                "reusedFrom": before.get("reusedFrom") or spec.rerun_of,
+            }
+    status = original.get("status") or {}
+    settings = status.get("settings") or {}
+    return Prepared(
+        flow=flow,
+        plan=plan,
+        parameters=dict(status.get("parameters") or {}),
+        settings=RunSettings.model_validate(settings) if settings else None,
+        tasks=tasks,
+        config_map=settings.get("projectConfigMap"),
+        statuses=statuses,
+        rerun_of=spec.rerun_of,
+    )

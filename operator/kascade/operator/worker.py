@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 from kascade.api import RunPhase, TaskPhase, TaskType
 from kascade.engine.decide import decide
 from kascade.engine.errors import KascadeError
-from kascade.engine.graph import Graph
 from kascade.engine.naming import child_run_name, job_name, label_value
-from kascade.engine.plan import Plan, PlannedTask
+from kascade.engine.plan import Plan
 from kascade.engine.runstate import (
     AttemptState,
     Decision,
@@ -37,7 +36,7 @@ from kascade.operator.executors import Executor, StartFailed
 from kascade.operator.facts import Outcome, Progress, timestamp
 from kascade.operator.jobs import Launch
 from kascade.operator.labels import PLAN_INDEX, RUN
-from kascade.operator.preparation import prepare_run
+from kascade.operator.preparation import owned_by, plan_of_tasks, prepare_run
 from kascade.operator.status import invalid_condition, run_status, task_status
 from kascade.operator.writer import StatusWriter
 
@@ -151,7 +150,7 @@ class RunWorker:
         decided: RunState | None = None
         wake_at: datetime | None = None
         while True:
-            now = datetime.now(UTC)
+            now = self.ops.now()
             self._observe(now)
             if self.state.phase in _WAITING:
                 admitted = self.ops.admitted(self)
@@ -188,9 +187,9 @@ class RunWorker:
         objects = await self.ops.kube.list(
             "tasks", self.namespace, f"{RUN}={label_value(self.name)}"
         )
-        owned = [t for t in objects if _owned_by(t, meta["uid"])]
+        owned = [t for t in objects if owned_by(t, meta["uid"])]
         owned.sort(key=lambda t: int((t["metadata"].get("annotations") or {}).get(PLAN_INDEX, 0)))
-        self.plan = _plan_of(self.flow, owned)
+        self.plan = plan_of_tasks(self.flow, owned)
         self.tasks = {}
         states: dict[str, TaskState] = {}
         for obj in owned:
@@ -221,7 +220,7 @@ class RunWorker:
         prepared = await prepare_run(self.ops.kube, self.ops.projects, body)
         if prepared.error is not None:
             self.start_error = prepared.error
-            self.conditions = [invalid_condition(prepared.error, datetime.now(UTC))]
+            self.conditions = [invalid_condition(prepared.error, self.ops.now())]
             await self.ops.kube.event(body, "Run", "InvalidRun", prepared.error, warning=True)
             return
         self.flow = prepared.flow
@@ -230,6 +229,14 @@ class RunWorker:
         await asyncio.gather(
             *(self.ops.kube.create("tasks", self.namespace, task) for task in prepared.tasks)
         )
+        await asyncio.gather(
+            *(
+                self.ops.kube.patch_status("tasks", self.namespace, task, status)
+                for task, status in prepared.statuses.items()
+            )
+        )
+        if prepared.rerun_of is not None:
+            await self._list_as_rerun(prepared.rerun_of)
         await self.ops.kube.patch_status(
             "runs",
             self.namespace,
@@ -240,6 +247,17 @@ class RunWorker:
                 "settings": self.settings,
             },
         )
+
+    async def _list_as_rerun(self, original: str) -> None:
+        """The original run lists its reruns (it is finished: nobody else writes it)."""
+        body = await self.ops.kube.get("runs", self.namespace, original)
+        if body is None:
+            return
+        reruns = list((body.get("status") or {}).get("reruns") or [])
+        if self.name not in reruns:
+            await self.ops.kube.patch_status(
+                "runs", self.namespace, original, {"reruns": [*reruns, self.name]}
+            )
 
     def _adopt(self) -> None:
         """Attempts that exist in the cluster but not yet in a Task status (the operator
@@ -255,7 +273,7 @@ class RunWorker:
             outcome = self._executor(task_id).outcome(launch)
             if outcome.progress == Progress.UNSEEN:
                 continue
-            started = outcome.started or datetime.now(UTC)
+            started = outcome.started or self.ops.now()
             info.attempts.append(AttemptInfo(number, launch.job))
             tasks[task_id] = TaskState(
                 phase=TaskPhase.RUNNING,
@@ -502,39 +520,6 @@ class RunWorker:
             await asyncio.wait_for(self.woken.wait(), timeout)
         self.woken.clear()
         await asyncio.sleep(COALESCE_SECONDS)
-
-
-def _owned_by(obj: dict[str, Any], uid: str) -> bool:
-    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
-
-
-def _plan_of(flow: str, objects: list[dict[str, Any]]) -> Plan:
-    planned = []
-    for obj in objects:
-        spec = obj["spec"]
-        planned.append(
-            PlannedTask(
-                id=spec["id"],
-                node=spec["node"],
-                type=TaskType(spec["type"]),
-                target=spec["target"],
-                depends_on=tuple(spec.get("dependsOn") or ()),
-                trigger=spec.get("trigger"),
-                retries=int(spec.get("retries", 0)),
-                retry_delay_seconds=int(spec.get("retryDelaySeconds", 30)),
-                timeout_seconds=spec.get("timeoutSeconds"),
-                hook=spec.get("hook"),
-                path=spec.get("path"),
-            )
-        )
-    main = [t for t in planned if t.hook is None]
-    order = Graph({t.id: list(t.depends_on) for t in main}).topological_order()
-    by_id = {t.id: t for t in main}
-    return Plan(
-        flow=flow,
-        tasks=tuple(by_id[i] for i in order),
-        hooks=tuple(t for t in planned if t.hook is not None),
-    )
 
 
 def _task_from_object(obj: dict[str, Any]) -> tuple[TaskInfo, TaskState]:
