@@ -89,6 +89,10 @@ bench: $(INSTALLED) ## benchmarks (figures go to docs/performance.md)
 bench-cluster: $(INSTALLED) cluster-up ## operator benchmark on the local cluster (1,000 Jobs)
 	$(BIN)/python benchmarks/cluster.py
 
+.PHONY: bench-schedules
+bench-schedules: $(INSTALLED) cluster-up ## 200 Flows every minute for 5 minutes: schedule lag
+	$(BIN)/python benchmarks/schedules.py
+
 .PHONY: clean
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

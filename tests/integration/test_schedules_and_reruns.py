@@ -120,9 +120,12 @@ def test_runs_are_created_on_time_and_once_across_restarts(
             what="the missed run",
         )[1]
         assert second == f"f-{int(instant.timestamp()) + 60}"
-        status = flow_status(cluster, namespace)
-        assert status["lastScheduleTime"].startswith(
-            datetime.fromtimestamp(instant.timestamp() + 60, UTC).strftime("%Y-%m-%dT%H:%M")
+        expected = datetime.fromtimestamp(instant.timestamp() + 60, UTC).strftime("%Y-%m-%dT%H:%M")
+        status = wait_for(
+            lambda: flow_status(cluster, namespace),
+            lambda s: str(s.get("lastScheduleTime", "")).startswith(expected),
+            timeout=30,
+            what="the Flow status to show the last schedule time",
         )
         assert status["schedule"] == "* * * * *"
         assert status["nextScheduleTime"] > status["lastScheduleTime"]

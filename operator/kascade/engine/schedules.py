@@ -59,7 +59,9 @@ def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
 def fire_times(cron: str, timezone: str, after: datetime) -> Iterator[datetime]:
     """The instants (UTC) a cron fires at, strictly after `after`, in order."""
     zone = ZoneInfo(timezone)
-    wall = after.astimezone(zone).replace(tzinfo=None) - timedelta(hours=3)
+    # Wall times map to instants in the same order (a repeated wall time maps to its first
+    # occurrence), so every instant after `after` has a wall time after `after`'s own.
+    wall = after.astimezone(zone).replace(tzinfo=None) - timedelta(minutes=1)
     walls = croniter(cron, wall)
     last: datetime | None = None
     while True:

@@ -192,11 +192,13 @@ async def run_event(
 
 
 @kopf.on.event(GROUP, VERSION, "flows")
-async def flow_event(type: str, namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+async def flow_event(
+    type: str, namespace: str | None, name: str, body: kopf.Body, memo: Any, **kwargs: Any
+) -> None:
     INDEXES.bind(kwargs)
     if not namespace:
         return
-    memo.scheduler.flow_changed(namespace, name, deleted=type == "DELETED")
+    memo.scheduler.flow_changed(namespace, name, deleted=type == "DELETED", body=dict(body))
     if type != "DELETED":
         memo.flows.touch(namespace, name)
 

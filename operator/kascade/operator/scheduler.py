@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -41,11 +42,19 @@ class Scheduler:
         self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.wakers: dict[tuple[str, str], asyncio.Event] = {}
         self.checkpoints: dict[tuple[str, str], datetime] = {}
+        self.pending: set[asyncio.Task[None]] = set()
+        self.bodies: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def flow_changed(self, namespace: str, name: str, deleted: bool) -> None:
-        """A Flow was created, changed or deleted: (re)consider its schedule now."""
+    def flow_changed(
+        self, namespace: str, name: str, deleted: bool, body: dict[str, Any] | None = None
+    ) -> None:
+        """A Flow was created, changed or deleted: (re)consider its schedule now. The body
+        seen with the event is kept, so a tick at a busy minute reads nothing first."""
         key = (namespace, name)
+        if body is not None:
+            self.bodies[key] = body
         if deleted:
+            self.bodies.pop(key, None)
             task = self.tasks.pop(key, None)
             if task is not None:
                 task.cancel()
@@ -61,6 +70,11 @@ class Scheduler:
     def stop_all(self) -> None:
         for task in self.tasks.values():
             task.cancel()
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
 
     async def _loop(self, key: tuple[str, str]) -> None:
         while True:
@@ -84,7 +98,7 @@ class Scheduler:
 
     async def _tick(self, key: tuple[str, str]) -> datetime | None:
         """One look at a Flow's schedule; when to look again (None: on its next change)."""
-        body = await self.ops.kube.get("flows", *key)
+        body = self.bodies.get(key) or await self.ops.kube.get("flows", *key)
         if body is None:
             raise _FlowGone
         try:
@@ -118,12 +132,13 @@ class Scheduler:
             message = f"run {run} for {rfc3339(decision.run_at)}"
             if decision.abort:
                 message += f"; concurrencyPolicy Replace aborts {', '.join(decision.abort)}"
-            await self.ops.kube.event(body, "Flow", "Scheduled", message)
+            self._background(self.ops.kube.event(body, "Flow", "Scheduled", message))
         if decision.skipped:
-            await self._report_skips(body, decision.skipped, decision.more_skipped)
+            self._background(self._report_skips(body, decision.skipped, decision.more_skipped))
         if decision.checkpoint is not None:
             self.checkpoints[key] = decision.checkpoint
-        await self.writer.write_schedule(*key, fields)
+        # Bookkeeping after the Run exists: at a busy minute, creating Runs comes first.
+        self._background(self.writer.write_schedule(*key, fields))
         return decision.next_time
 
     async def _create_run(self, body: dict[str, Any], key: tuple[str, str], at: datetime) -> str:

@@ -1,0 +1,169 @@
+"""Benchmark: 200 Flows scheduled every minute, on the local kwok cluster (issue 6).
+
+Each Flow has one script task; the operator (jobs executor) runs for five minutes. A raw
+watch on Runs records, on this machine's clock, when each scheduled Run appears; lag is
+that time minus the Run's spec.scheduledTime. Prints lag p50/p99, how many Runs appeared
+against how many instants passed, and duplicates (a Flow with two Runs for one instant),
+which must be 0. Goal: p99 lag <= 1 s. Run: `make bench-schedules`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from kubernetes import client, config
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOWS = 200
+MINUTES = 5
+GROUP, VERSION = "kascade.io", "v1alpha1"
+
+
+def kubectl(*args: str, stdin: str | None = None) -> str:
+    bin_dir = subprocess.run(
+        [ROOT / "hack/cluster/build.sh", "--print-bin-dir"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return subprocess.run(
+        [f"{bin_dir}/kubectl", "--kubeconfig", str(ROOT / ".cluster/kubeconfig"), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+class RunWatch(threading.Thread):
+    """When each scheduled Run first appears (raw watch lines, this machine's clock)."""
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(daemon=True)
+        self.namespace = namespace
+        self.seen: dict[str, tuple[float, str, str]] = {}
+        self.stop = threading.Event()
+        api = config.new_client_from_config(str(ROOT / ".cluster/kubeconfig"))
+        self.custom = client.CustomObjectsApi(api)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            response = self.custom.list_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                "runs",
+                watch=True,
+                timeout_seconds=30,
+                _preload_content=False,
+            )
+            buffer = b""
+            for chunk in response.stream(65536):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        self._record(json.loads(line)["object"])
+                if self.stop.is_set():
+                    break
+            response.release_conn()
+
+    def _record(self, run: dict) -> None:
+        now = time.time()
+        spec = run.get("spec") or {}
+        name = run["metadata"]["name"]
+        if spec.get("type") == "ORCHESTRATED" and name not in self.seen:
+            self.seen[name] = (now, spec["flowRef"]["name"], spec["scheduledTime"])
+
+
+def main() -> None:
+    subprocess.run([ROOT / "hack/cluster/up.sh"], check=True, capture_output=True)
+    kubectl("apply", "-f", str(ROOT / "crds"))
+    namespace = f"sched-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", namespace)
+    workdir = Path(tempfile.mkdtemp())
+    (workdir / "project/scripts/step").mkdir(parents=True)
+    (workdir / "project/scripts/step/__main__.py").write_text("print('step')\n")
+    kascade = [sys.executable, "-m", "kascade"]
+    kubeconfig = ["--kubeconfig", str(ROOT / ".cluster/kubeconfig")]
+    subprocess.run(
+        [
+            *kascade,
+            "project",
+            "push",
+            str(workdir / "project"),
+            "--name",
+            "p",
+            "-n",
+            namespace,
+            *kubeconfig,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    flows = [
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Flow",
+            "metadata": {"name": f"f{i:03d}"},
+            "spec": {
+                "project": {"configMap": "p"},
+                "schedule": {"cron": "* * * * *"},
+                "successfulRunsHistoryLimit": 2,
+                "failedRunsHistoryLimit": 2,
+                "nodes": [{"name": "s", "script": {"name": "step"}}],
+            },
+        }
+        for i in range(FLOWS)
+    ]
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(flows))
+    watcher = RunWatch(namespace)
+    watcher.start()
+    log = open(workdir / "operator.log", "wb")  # noqa: SIM115
+    operator = subprocess.Popen(
+        [*kascade, "operator", "-n", namespace, *kubeconfig, "--state-dir", str(workdir / "st")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    started = time.time()
+    # measure the instants strictly after the operator started, for MINUTES minutes
+    first = (int(started) // 60 + 1) * 60 + 60  # leave the first minute for start-up
+    last = first + 60 * (MINUTES - 1)
+    while time.time() < last + 30:
+        time.sleep(1)
+    operator.terminate()
+    operator.wait(timeout=30)
+    watcher.stop.set()
+    lags, per_instant = [], Counter()
+    for seen, flow, when in watcher.seen.values():
+        instant = datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()
+        if first <= instant <= last:
+            lags.append(seen - instant)
+            per_instant[(flow, instant)] += 1
+    expected = FLOWS * MINUTES
+    duplicates = sum(count - 1 for count in per_instant.values() if count > 1)
+    kubectl("delete", "namespace", namespace, "--wait=false")
+    quantiles = statistics.quantiles(lags, n=100) if len(lags) > 1 else [0.0] * 99
+    print(
+        f"{FLOWS} Flows every minute for {MINUTES} minutes: {len(per_instant)} of {expected} "
+        f"instants got a Run; duplicates {duplicates} (must be 0)"
+    )
+    print(
+        f"schedule lag (Run seen - scheduled time): p50 {statistics.median(lags) * 1000:.0f} ms, "
+        f"p99 {quantiles[98] * 1000:.0f} ms, max {max(lags) * 1000:.0f} ms (goal p99 <= 1 s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
