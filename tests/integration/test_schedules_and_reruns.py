@@ -430,3 +430,47 @@ def test_a_rerun_of_an_unfinished_run_is_refused(
     )
     assert "only a finished run can be rerun" in event[0].message
     assert [r for r in runs(cluster, namespace).values() if r["spec"]["type"] != "MANUAL"] == []
+
+
+def test_a_bad_schedule_is_refused_or_marked_invalid_and_nothing_crashes(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, tmp_path: Path
+):
+    refused = cluster.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        check=False,
+        stdin=yaml.safe_dump(
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "Flow",
+                "metadata": {"name": "short"},
+                "spec": {
+                    "schedule": {"cron": "* * *"},
+                    "nodes": [{"name": "a", "script": {"name": "s"}}],
+                },
+            }
+        ),
+    )
+    assert refused.returncode != 0
+    assert "spec.schedule.cron" in refused.stderr
+    setup_flow(
+        cluster,
+        namespace,
+        tmp_path,
+        [{"name": "job", "script": {"name": "step"}}],
+        name="odd",
+        schedule={"cron": "61 * * * *", "timezone": "Mars/Olympus"},
+    )
+    condition = wait_for(
+        lambda: (flow_status(cluster, namespace, "odd").get("conditions") or [None])[0],
+        lambda c: c is not None,
+        timeout=30,
+        what="the Valid condition",
+    )
+    assert condition["status"] == "False"
+    assert "spec.schedule.cron: invalid cron expression '61 * * * *'" in condition["message"]
+    assert "spec.schedule.timezone: unknown IANA time zone 'Mars/Olympus'" in condition["message"]
+    assert operator.alive

@@ -82,6 +82,7 @@ class Schedule(ApiModel):
         default=None,
         min_length=1,
         max_length=256,
+        pattern=r"^\s*\S+(\s+\S+){4}\s*$",
         description='Advanced mode: a five-field cron expression, e.g. "0 2 * * *".',
     )
     every: Every | None = Field(default=None, description="Basic mode, translated to cron.")
