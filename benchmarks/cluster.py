@@ -14,7 +14,6 @@ Goals: >= 20 Jobs/s, p95 <= 250 ms, peak RSS <= 200 MB. Run: `make bench-cluster
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import statistics
@@ -27,9 +26,10 @@ import uuid
 from pathlib import Path
 
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 
-ROOT = Path(__file__).resolve().parents[1]
+from clusterkit import ROOT, RawWatch, api_client, kubectl
+
 LAYERS, WIDTH = 10, 100
 TIMEOUT_SECONDS = 900
 
@@ -50,52 +50,22 @@ def project(root: Path) -> None:
             (folder / f"m{layer:02d}_{index:03d}.sql").write_text(sql + "\n")
 
 
-def kubectl(*args: str, stdin: str | None = None) -> str:
-    bin_dir = subprocess.run(
-        [ROOT / "hack/cluster/build.sh", "--print-bin-dir"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    return subprocess.run(
-        [f"{bin_dir}/kubectl", "--kubeconfig", str(ROOT / ".cluster/kubeconfig"), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
-class JobWatch(threading.Thread):
+class JobWatch:
     """Job creation and completion times, as seen by a watch (this machine's clock)."""
 
     def __init__(self, namespace: str) -> None:
-        super().__init__(daemon=True)
-        self.namespace = namespace
         self.created: dict[str, float] = {}
         self.completed: dict[str, float] = {}
         self.task_of: dict[str, str] = {}
-        self.stop = threading.Event()
-        api = config.new_client_from_config(str(ROOT / ".cluster/kubeconfig"))
-        self.batch = client.BatchV1Api(api)
+        self.batch = client.BatchV1Api(api_client())
+        self.watch = RawWatch(self.batch.list_namespaced_job, self._record, namespace)
 
-    def run(self) -> None:
-        # Raw watch lines, parsed as plain JSON: decoding into client models would cost
-        # the benchmark more CPU than the operator it measures.
-        while not self.stop.is_set():
-            response = self.batch.list_namespaced_job(
-                self.namespace, watch=True, timeout_seconds=30, _preload_content=False
-            )
-            buffer = b""
-            for chunk in response.stream(65536):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        self._record(json.loads(line)["object"])
-                if self.stop.is_set():
-                    break
-            response.release_conn()
+    def start(self) -> None:
+        self.watch.start()
+
+    @property
+    def stop(self) -> threading.Event:
+        return self.watch.stop
 
     def _record(self, job: dict) -> None:
         now = time.monotonic()

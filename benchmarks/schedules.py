@@ -9,12 +9,10 @@ which must be 0. Goal: p99 lag <= 1 s. Run: `make bench-schedules`.
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -22,62 +20,24 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 
-ROOT = Path(__file__).resolve().parents[1]
+from clusterkit import ROOT, RawWatch, api_client, kubectl
+
 FLOWS = 200
 MINUTES = 5
 GROUP, VERSION = "kascade.io", "v1alpha1"
 
 
-def kubectl(*args: str, stdin: str | None = None) -> str:
-    bin_dir = subprocess.run(
-        [ROOT / "hack/cluster/build.sh", "--print-bin-dir"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    return subprocess.run(
-        [f"{bin_dir}/kubectl", "--kubeconfig", str(ROOT / ".cluster/kubeconfig"), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
-class RunWatch(threading.Thread):
-    """When each scheduled Run first appears (raw watch lines, this machine's clock)."""
+class RunWatch:
+    """When each scheduled Run first appears (this machine's clock)."""
 
     def __init__(self, namespace: str) -> None:
-        super().__init__(daemon=True)
-        self.namespace = namespace
         self.seen: dict[str, tuple[float, str, str]] = {}
-        self.stop = threading.Event()
-        api = config.new_client_from_config(str(ROOT / ".cluster/kubeconfig"))
-        self.custom = client.CustomObjectsApi(api)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            response = self.custom.list_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                self.namespace,
-                "runs",
-                watch=True,
-                timeout_seconds=30,
-                _preload_content=False,
-            )
-            buffer = b""
-            for chunk in response.stream(65536):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        self._record(json.loads(line)["object"])
-                if self.stop.is_set():
-                    break
-            response.release_conn()
+        custom = client.CustomObjectsApi(api_client())
+        self.watch = RawWatch(
+            custom.list_namespaced_custom_object, self._record, GROUP, VERSION, namespace, "runs"
+        )
 
     def _record(self, run: dict) -> None:
         now = time.time()
@@ -129,7 +89,7 @@ def main() -> None:
     ]
     kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(flows))
     watcher = RunWatch(namespace)
-    watcher.start()
+    watcher.watch.start()
     log = open(workdir / "operator.log", "wb")  # noqa: SIM115
     operator = subprocess.Popen(
         [*kascade, "operator", "-n", namespace, *kubeconfig, "--state-dir", str(workdir / "st")],
@@ -144,7 +104,7 @@ def main() -> None:
         time.sleep(1)
     operator.terminate()
     operator.wait(timeout=30)
-    watcher.stop.set()
+    watcher.watch.stop.set()
     lags, per_instant = [], Counter()
     for seen, flow, when in watcher.seen.values():
         instant = datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()

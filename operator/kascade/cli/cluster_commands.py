@@ -181,6 +181,12 @@ def trigger(
             "parameters": parse_assignments(params),
         },
     }
+    start_run(cluster, body, wait)
+
+
+def start_run(cluster: Cluster, body: dict[str, Any], wait: bool) -> None:
+    """Create a Run and print its name; with `wait`, follow it and exit 0 iff it
+    SUCCEEDED."""
     try:
         created: Any = cluster.custom.create_namespaced_custom_object(
             GROUP, VERSION, cluster.namespace, "runs", body
@@ -190,8 +196,8 @@ def trigger(
     name = created["metadata"]["name"]
     click.echo(name)
     if wait:
-        phase = follow(cluster, name)
-        raise SystemExit(0 if phase == RunPhase.SUCCEEDED.value else 1)
+        final = follow(cluster, name)
+        raise SystemExit(0 if final == RunPhase.SUCCEEDED.value else 1)
 
 
 def follow(cluster: Cluster, name: str) -> str | None:
@@ -286,17 +292,7 @@ def cluster_rerun(
         )
     body = rerun_body(original, "", kind, task, downstream)
     body["metadata"] = {"generateName": f"{dns_name(run, 40)}-rerun-"}
-    try:
-        created: Any = cluster.custom.create_namespaced_custom_object(
-            GROUP, VERSION, cluster.namespace, "runs", body
-        )
-    except ApiException as err:
-        raise api_error(err) from err
-    name = created["metadata"]["name"]
-    click.echo(name)
-    if wait:
-        final = follow(cluster, name)
-        raise SystemExit(0 if final == RunPhase.SUCCEEDED.value else 1)
+    start_run(cluster, body, wait)
 
 
 @click.command()

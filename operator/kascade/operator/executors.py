@@ -243,7 +243,7 @@ class ChildRunExecutor:
         self.runs = runs
 
     async def start(self, launch: Launch) -> None:
-        from kascade.operator.labels import API_VERSION, run_labels
+        from kascade.operator.labels import API_VERSION, owner_reference, run_labels
 
         body = {
             "apiVersion": API_VERSION,
@@ -252,16 +252,7 @@ class ChildRunExecutor:
                 "name": launch.job,
                 "namespace": launch.namespace,
                 "labels": run_labels(launch.run, launch.flow),
-                "ownerReferences": [
-                    {
-                        "apiVersion": API_VERSION,
-                        "kind": "Task",
-                        "name": launch.task_object,
-                        "uid": launch.task_uid,
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
+                "ownerReferences": [owner_reference("Task", launch.task_object, launch.task_uid)],
             },
             "spec": {
                 "flowRef": {"name": launch.target},

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kascade.operator.labels import ATTEMPT, TASK_ID, task_labels
+from kascade.operator.labels import ATTEMPT, TASK_ID, owner_reference, task_labels
 from kascade.runtime import contract
 from kascade.runtime.archive import ARCHIVE_KEY
 
@@ -110,16 +110,7 @@ def job_body(launch: Launch, default_image: str) -> dict[str, Any]:
             "namespace": launch.namespace,
             "labels": labels,
             "annotations": {TASK_ID: launch.task_id},
-            "ownerReferences": [
-                {
-                    "apiVersion": "kascade.io/v1alpha1",
-                    "kind": "Task",
-                    "name": launch.task_object,
-                    "uid": launch.task_uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [owner_reference("Task", launch.task_object, launch.task_uid)],
         },
         "spec": job_spec,
     }

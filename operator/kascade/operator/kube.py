@@ -124,45 +124,48 @@ class Kube:
             raise
         return True
 
-    async def patch_status(
-        self, plural: str, namespace: str, name: str, status: dict[str, Any]
+    async def _patch(
+        self, fn: Callable[..., Any], plural: str, namespace: str, name: str, body: dict[str, Any]
     ) -> bool:
-        """Merge-patch an object's status; False when the object is gone."""
         try:
-            await self._send(
-                self.custom.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                {"status": status},
-            )
+            await self._send(fn, GROUP, VERSION, namespace, plural, name, body)
         except KubeError as err:
             if err.status == 404:
                 return False
             raise
         return True
 
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, status: dict[str, Any]
+    ) -> bool:
+        """Merge-patch an object's status; False when the object is gone."""
+        return await self._patch(
+            self.custom.patch_namespaced_custom_object_status,
+            plural,
+            namespace,
+            name,
+            {"status": status},
+        )
+
     async def patch_spec(
         self, plural: str, namespace: str, name: str, spec: dict[str, Any]
     ) -> bool:
         """Merge-patch an object's spec; False when the object is gone."""
-        try:
-            await self._send(
-                self.custom.patch_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                {"spec": spec},
-            )
-        except KubeError as err:
-            if err.status == 404:
-                return False
-            raise
-        return True
+        return await self._patch(
+            self.custom.patch_namespaced_custom_object, plural, namespace, name, {"spec": spec}
+        )
+
+    async def patch_metadata(
+        self, plural: str, namespace: str, name: str, metadata: dict[str, Any]
+    ) -> bool:
+        """Merge-patch an object's metadata (a None value removes a key); False when gone."""
+        return await self._patch(
+            self.custom.patch_namespaced_custom_object,
+            plural,
+            namespace,
+            name,
+            {"metadata": metadata},
+        )
 
     async def delete(self, plural: str, namespace: str, name: str) -> None:
         """Delete a kascade object and (in the background) what it owns; gone is fine."""
@@ -179,26 +182,6 @@ class Kube:
         except KubeError as err:
             if err.status != 404:
                 raise
-
-    async def patch_metadata(
-        self, plural: str, namespace: str, name: str, metadata: dict[str, Any]
-    ) -> bool:
-        """Merge-patch an object's metadata (a None value removes a key); False when gone."""
-        try:
-            await self._send(
-                self.custom.patch_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                {"metadata": metadata},
-            )
-        except KubeError as err:
-            if err.status == 404:
-                return False
-            raise
-        return True
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         """Create a Job; False when it already exists."""

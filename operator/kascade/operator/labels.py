@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kascade.engine.naming import label_value
 
 GROUP = "kascade.io"
@@ -27,3 +29,15 @@ def run_labels(run: str, flow: str) -> dict[str, str]:
 def task_labels(run: str, flow: str, task_id: str) -> dict[str, str]:
     """Labels of a Task object and of its Jobs and pods."""
     return {**run_labels(run, flow), TASK: label_value(task_id)}
+
+
+def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
+    """A controlling owner reference to a kascade object (deleting it deletes the owned)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

@@ -32,7 +32,14 @@ from kascade.engine.statemachine import run_is_terminal
 from kascade.engine.templating import run_context
 from kascade.operator.facts import timestamp
 from kascade.operator.kube import Kube
-from kascade.operator.labels import API_VERSION, PLAN_INDEX, RUN, TASK_ID, task_labels
+from kascade.operator.labels import (
+    API_VERSION,
+    PLAN_INDEX,
+    RUN,
+    TASK_ID,
+    owner_reference,
+    task_labels,
+)
 from kascade.runtime.archive import ARCHIVE_KEY, ArchiveError, digest, unpack
 
 
@@ -126,14 +133,7 @@ async def prepare_run(kube: Kube, projects: ProjectCache, run: dict[str, Any]) -
         timeout_seconds=flow.spec.timeout_seconds,
         project_config_map=config_map,
     )
-    owner = {
-        "apiVersion": API_VERSION,
-        "kind": "Run",
-        "name": name,
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    owner = owner_reference("Run", name, meta["uid"])
     tasks = [
         task_body(flow.spec, task, name, namespace, flow.metadata.name or "", owner, index)
         for index, task in enumerate((*plan.tasks, *plan.hooks))
@@ -288,14 +288,7 @@ async def prepare_rerun(kube: Kube, run: dict[str, Any], spec: RunSpec) -> Prepa
         reused = reused_tasks(plan, phases, spec.type, spec.rerun_task, spec.downstream)
     except RerunError as err:
         return Prepared(error=f"rerun of `{spec.rerun_of}`: {err}")
-    owner = {
-        "apiVersion": API_VERSION,
-        "kind": "Run",
-        "name": name,
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    owner = owner_reference("Run", name, meta["uid"])
     tasks, statuses = [], {}
     for index, task in enumerate(owned):
         task_id = task["spec"]["id"]
