@@ -16,7 +16,8 @@ READY_MARK = "event=started"
 
 
 class OperatorProcess:
-    """`kascade operator` watching one namespace, its output in a log file."""
+    """`kascade operator` watching one namespace, its output in a log file. `kubeconfig`
+    overrides the cluster's admin kubeconfig (e.g. a service account's token)."""
 
     def __init__(
         self,
@@ -25,12 +26,14 @@ class OperatorProcess:
         workdir: Path,
         executor: str = "jobs",
         extra: tuple[str, ...] = (),
+        kubeconfig: Path | None = None,
     ) -> None:
         self.cluster = cluster
         self.namespace = namespace
         self.workdir = workdir
         self.executor = executor
         self.extra = extra
+        self.kubeconfig = kubeconfig or cluster.kubeconfig
         self.log_path = workdir / "operator.log"
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -49,7 +52,7 @@ class OperatorProcess:
                 "--executor",
                 self.executor,
                 "--kubeconfig",
-                str(self.cluster.kubeconfig),
+                str(self.kubeconfig),
                 "--state-dir",
                 str(self.workdir / "state"),
                 *self.extra,

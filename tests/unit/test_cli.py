@@ -67,11 +67,17 @@ def test_crds_prints_exactly_what_crds_holds():
     printed = [d for d in yaml.safe_load_all(kascade("crds").stdout) if d]
     on_disk = [
         d
-        for f in sorted((ROOT / "crds").glob("*.yaml"))
+        for f in sorted((ROOT / "crds").glob("kascade.io_*.yaml"))
         for d in yaml.safe_load_all(f.read_text())
         if d
     ]
     assert printed == on_disk
+
+
+def test_the_chart_ships_the_same_crd_files_as_crds():
+    top = {f.name: f.read_bytes() for f in (ROOT / "crds").glob("*.yaml")}
+    chart = {f.name: f.read_bytes() for f in (ROOT / "charts/kascade/crds").glob("*.yaml")}
+    assert chart == top, "run `make crds` (it copies crds/ into charts/kascade/crds/)"
 
 
 def test_lint_names_every_error_and_exits_1(tmp_path: Path):

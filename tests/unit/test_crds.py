@@ -34,8 +34,22 @@ def test_crds_directory_matches_the_models(kind):
     assert on_disk == render_crd(kind), "crds/ drifted from the models: run `make crds`"
 
 
-def test_crds_directory_holds_nothing_else():
-    assert sorted(p.name for p in CRDS.iterdir()) == sorted(crd_file_name(k) for k in KINDS)
+def test_crds_directory_holds_our_crds_and_kopfs_peering_ones_only():
+    expected = [*(crd_file_name(k) for k in KINDS), "kopf.dev_peerings.yaml"]
+    assert sorted(p.name for p in CRDS.iterdir()) == sorted(expected)
+
+
+def test_the_peering_crds_are_the_ones_kopf_uses():
+    import yaml
+
+    docs = list(yaml.safe_load_all((CRDS / "kopf.dev_peerings.yaml").read_text()))
+    names = {(d["spec"]["names"]["kind"], d["spec"]["scope"]) for d in docs}
+    assert names == {("ClusterKopfPeering", "Cluster"), ("KopfPeering", "Namespaced")}
+    for doc in docs:
+        version = doc["spec"]["versions"][0]
+        assert (doc["spec"]["group"], version["name"]) == ("kopf.dev", "v1")
+        # kopf patches the object's status directly: no status subresource may intercept it
+        assert "subresources" not in version
 
 
 @pytest.mark.parametrize("kind", ["Flow", "Run", "Task"])

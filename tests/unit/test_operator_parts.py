@@ -25,7 +25,7 @@ from kascade.operator.flows import runs_summary
 from kascade.operator.jobs import Launch, job_body
 from kascade.operator.preparation import merged_settings
 from kascade.operator.status import run_status, task_status
-from kascade.operator.worker import AttemptInfo
+from kascade.operator.taskobjects import AttemptInfo
 from tests.unit.decisions import plan_of, task
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

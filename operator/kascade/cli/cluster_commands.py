@@ -31,10 +31,12 @@ from kascade.engine.parameters import parse_assignments
 from kascade.engine.statemachine import run_is_terminal
 from kascade.operator.config import DEFAULT_IMAGE, EXECUTORS, OperatorConfig
 from kascade.operator.labels import API_VERSION, GROUP, JOB_NAME, MANAGED_BY, MANAGER, VERSION
+from kascade.operator.metrics import parse_address
 from kascade.operator.reruns import rerun_body
 from kascade.runtime.archive import ARCHIVE_KEY, digest, pack, project_files
 
 FOLLOW_INTERVAL_SECONDS = 0.5
+PRIORITY_CEILING = 10**17  # above any start time in microseconds for millennia
 
 
 @click.command()
@@ -65,6 +67,32 @@ FOLLOW_INTERVAL_SECONDS = 0.5
 @click.option(
     "--liveness", metavar="URL", help="kopf health endpoint, e.g. http://0.0.0.0:8080/healthz."
 )
+@click.option(
+    "--metrics-address",
+    metavar="HOST:PORT",
+    callback=lambda _ctx, _param, value: _metrics_address(value),
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 0.0.0.0:8080.",
+)
+@click.option(
+    "--peering",
+    metavar="NAME",
+    help="Run beside standby replicas: kopf peering object NAME (ClusterKopfPeering, or a "
+    "KopfPeering per watched namespace) decides which one works; see docs/operations.md.",
+)
+@click.option(
+    "--priority",
+    type=int,
+    help="Peering priority (highest works); default: earlier start wins, so a replica "
+    "that starts later never takes over from a working one.",
+)
+@click.option(
+    "--peering-lifetime",
+    type=click.IntRange(min=5),
+    default=60,
+    show_default=True,
+    help="Seconds a replica's peering record lives without a refresh: how long standbys "
+    "wait before taking over from a replica that died without a word.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.option(
     "--clock-offset",
@@ -82,6 +110,10 @@ def operator(
     state_dir: Path,
     max_active_runs: int | None,
     liveness: str | None,
+    metrics_address: str | None,
+    peering: str | None,
+    priority: int | None,
+    peering_lifetime: int,
     verbose: bool,
     clock_offset: float,
     kubeconfig: str | None,
@@ -108,14 +140,36 @@ def operator(
         state_dir=state_dir.absolute(),
         max_active_runs=max_active_runs,
         clock_offset_seconds=clock_offset,
+        metrics_address=metrics_address,
+        peering=peering,
+        peering_lifetime_seconds=peering_lifetime,
     )
     state_dir.mkdir(parents=True, exist_ok=True)
+    if peering:
+        handlers.register_peering_guard(peering, clusterwide=not namespaces)
     kopf.run(
-        standalone=True,
+        standalone=not peering,
+        peering_name=peering,
+        priority=(priority if priority is not None else start_priority()) if peering else None,
         namespaces=list(namespaces),
         clusterwide=not namespaces,
         liveness_endpoint=liveness,
     )
+
+
+def start_priority() -> int:
+    """A peering priority that falls with the start time (microseconds): of two replicas,
+    the one started first has the higher priority and keeps working."""
+    return PRIORITY_CEILING - int(time.time() * 1_000_000)
+
+
+def _metrics_address(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_address(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
 
 
 @click.group()

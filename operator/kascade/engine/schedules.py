@@ -92,10 +92,12 @@ def fire_times_between(
 
 @dataclass(frozen=True)
 class Skip:
-    """A scheduled instant that did not run, and why."""
+    """A scheduled instant that did not run, why (for people), and a short cause (for
+    metrics: Missed, Suspended, DeadlineExceeded or Forbidden)."""
 
     time: datetime
     reason: str
+    cause: str = "Missed"
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ def tick(
     skipped = [Skip(t, "missed: an earlier instant nobody ran in time") for t in earlier]
     decision = _policy(schedule, latest, now, active_runs)
     if decision.run_at is None:
-        skipped.append(Skip(latest, decision.skipped[0].reason))
+        skipped.append(decision.skipped[0])
     return Tick(
         run_at=decision.run_at,
         abort=decision.abort,
@@ -151,16 +153,28 @@ def tick(
 
 def _policy(schedule: Schedule, latest: datetime, now: datetime, active: Sequence[str]) -> Tick:
     if schedule.suspend:
-        return Tick(skipped=(Skip(latest, "the schedule is suspended"),))
+        return Tick(skipped=(Skip(latest, "the schedule is suspended", "Suspended"),))
     deadline = schedule.starting_deadline_seconds
     if deadline is not None and (now - latest).total_seconds() > deadline:
         late = int((now - latest).total_seconds())
         return Tick(
-            skipped=(Skip(latest, f"{late}s late, past startingDeadlineSeconds {deadline}"),)
+            skipped=(
+                Skip(
+                    latest,
+                    f"{late}s late, past startingDeadlineSeconds {deadline}",
+                    "DeadlineExceeded",
+                ),
+            )
         )
     if active and schedule.concurrency_policy == ConcurrencyPolicy.FORBID:
         return Tick(
-            skipped=(Skip(latest, f"concurrencyPolicy Forbid: run {active[0]} is still active"),)
+            skipped=(
+                Skip(
+                    latest,
+                    f"concurrencyPolicy Forbid: run {active[0]} is still active",
+                    "Forbidden",
+                ),
+            )
         )
     if active and schedule.concurrency_policy == ConcurrencyPolicy.REPLACE:
         return Tick(run_at=latest, abort=tuple(active))

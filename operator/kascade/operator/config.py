@@ -25,3 +25,6 @@ class OperatorConfig:
     resync_seconds: float = 120.0
     missing_job_grace_seconds: float = 30.0
     clock_offset_seconds: float = 0.0
+    metrics_address: str | None = None
+    peering: str | None = None
+    peering_lifetime_seconds: int = 60

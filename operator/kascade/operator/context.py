@@ -178,6 +178,7 @@ def facts_of_run(body: Any) -> RunFacts:
 
     meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
     phase = status.get("phase")
+    history = status.get("history") or []
     return RunFacts(
         name=meta["name"],
         namespace=meta["namespace"],
@@ -189,4 +190,5 @@ def facts_of_run(body: Any) -> RunFacts:
         abort=bool(spec.get("abort")),
         type=spec.get("type", "MANUAL"),
         parent=(spec.get("parent") or {}).get("run"),
+        phase_since=timestamp(history[-1].get("time")) if history else None,
     )

@@ -232,6 +232,7 @@ class RunFacts:
     abort: bool
     type: str
     parent: str | None
+    phase_since: datetime | None = None
 
 
 class ChildRunExecutor:

@@ -20,6 +20,7 @@ from kascade.engine.statemachine import run_is_terminal
 from kascade.operator.executors import RunFacts
 from kascade.operator.facts import rfc3339
 from kascade.operator.kube import Kube
+from kascade.operator.metrics import METRICS
 from kascade.operator.preparation import ProjectCache
 
 log = logging.getLogger("kascade.operator")
@@ -78,15 +79,16 @@ class FlowStatusWriter:
     async def _update(self, key: tuple[str, str]) -> None:
         await asyncio.sleep(DEBOUNCE_SECONDS)
         try:
-            body = await self.kube.get("flows", *key)
-            if body is None:
-                return
-            runs = list(self.runs(key))
-            status = {**runs_summary(runs), **await self._validity(body)}
-            if status != self.written.get(key):
-                await self.kube.patch_status("flows", key[0], key[1], status)
-                self.written[key] = status
-            await self._prune(body, runs)
+            with METRICS.reconcile("flow"):
+                body = await self.kube.get("flows", *key)
+                if body is None:
+                    return
+                runs = list(self.runs(key))
+                status = {**runs_summary(runs), **await self._validity(body)}
+                if status != self.written.get(key):
+                    await self.kube.patch_status("flows", key[0], key[1], status)
+                    self.written[key] = status
+                await self._prune(body, runs)
         except Exception as err:  # a Flow must never take the operator down
             log.exception("flow=%s/%s event=status-error error=%s", *key, err)
 

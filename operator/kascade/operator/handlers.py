@@ -3,6 +3,7 @@ and start or stop workers; every decision happens in the workers (via the engine
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +18,7 @@ from kascade.operator.facts import job_facts, pod_facts
 from kascade.operator.flows import FlowStatusWriter
 from kascade.operator.kube import Kube, api_client
 from kascade.operator.labels import GROUP, MANAGED_BY, MANAGER, RUN, VERSION
+from kascade.operator.metrics import METRICS, RunSample, TaskSample, in_loop
 from kascade.operator.preparation import ProjectCache
 from kascade.operator.reruns import RERUN_ANNOTATION, rerun_from_annotation
 from kascade.operator.scheduler import Scheduler
@@ -68,12 +70,12 @@ INDEXES = _Indexes()
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-    settings.peering.standalone = True
     settings.persistence.diffbase_storage = _NoDiffBase()
+    settings.peering.lifetime = CONFIG.peering_lifetime_seconds
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    kube = Kube(api_client(KUBECONFIG), CONFIG.max_api_concurrency)
+    kube = Kube(api_client(KUBECONFIG), CONFIG.max_api_concurrency, METRICS)
     projects = ProjectCache(kube, CONFIG.state_dir)
     memo.flows = FlowStatusWriter(kube, projects, lambda key: INDEXES.values(INDEXES.runs, key))
 
@@ -103,11 +105,59 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     )
     memo.ops = ops
     memo.scheduler = Scheduler(ops, memo.flows)
+    loop = asyncio.get_running_loop()
+    METRICS.state.runs = in_loop(loop, _run_samples)
+    METRICS.state.tasks = in_loop(loop, lambda: _task_samples(ops))
+    if CONFIG.metrics_address:
+        METRICS.serve(CONFIG.metrics_address)
     log.info(
-        "event=started executor=%s namespaces=%s",
+        "event=started executor=%s namespaces=%s metrics=%s peering=%s",
         CONFIG.executor,
         ",".join(CONFIG.namespaces) or "all",
+        CONFIG.metrics_address or "off",
+        CONFIG.peering or "standalone",
     )
+
+
+def _run_samples() -> list[RunSample]:
+    return [
+        RunSample(facts.namespace, facts.flow, facts.phase, facts.phase_since)
+        for _, stored in list(INDEXES.runs.items())
+        for facts in stored
+    ]
+
+
+def _task_samples(ops: Operations) -> list[TaskSample]:
+    samples = []
+    for worker in ops.workers.values():
+        state = worker.state
+        if state is not None and not run_is_terminal(state.phase):
+            phases = tuple(task.phase for task in state.tasks.values())
+            samples.append(TaskSample(worker.namespace, worker.flow, phases))
+    return samples
+
+
+async def active_while_leading(stopped: kopf.DaemonStopped, memo: Any, **_: Any) -> None:
+    """With peering, kopf pauses this operator while a peer of higher priority works, and
+    stops every daemon when it does: this daemon (on the peering object) lives exactly as
+    long as this operator is the working one. On pause, every run worker and schedule
+    stops; kopf's re-listing after the pause starts them again."""
+    log.info("event=leading peering=%s", CONFIG.peering)
+    await stopped.wait()
+    if hasattr(memo, "ops"):
+        memo.ops.stop_all()
+        memo.scheduler.stop_all()
+    log.info("event=standing-by peering=%s", CONFIG.peering)
+
+
+def register_peering_guard(name: str, clusterwide: bool) -> None:
+    """Watch our own peering object with a daemon (see `active_while_leading`)."""
+    plural = "clusterkopfpeerings" if clusterwide else "kopfpeerings"
+
+    def ours(**kwargs: Any) -> bool:
+        return bool(kwargs.get("name") == name)
+
+    kopf.daemon("kopf.dev", "v1", plural, when=ours, cancellation_timeout=5.0)(active_while_leading)
 
 
 def _flow_facts(namespace: str, flow: str) -> FlowFacts | None:

@@ -16,6 +16,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from kascade.operator.labels import GROUP, VERSION
+from kascade.operator.metrics import Metrics
 
 T = TypeVar("T")
 
@@ -54,25 +55,52 @@ def _message(err: ApiException) -> str:
         return str(err.reason)
 
 
+_CORE_RESOURCES = {"job": "jobs", "config_map": "configmaps", "event": "events"}
+
+
+def request_labels(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, str]:
+    """The verb and resource of a client call, for the request counter: the client's
+    method names say both (`patch_namespaced_custom_object_status`: patch runs/status)."""
+    name = getattr(fn, "__name__", "call")
+    verb, _, rest = name.partition("_")
+    verb = "get" if verb == "read" else verb
+    if "custom_object" in rest:
+        resource = str(args[3]) if len(args) > 3 else "custom"
+        return verb, resource + ("/status" if rest.endswith("_status") else "")
+    kind = rest.removeprefix("namespaced_")
+    return verb, _CORE_RESOURCES.get(kind, kind)
+
+
 class Kube:
     """Async access to the few resources kascade reads and writes."""
 
-    def __init__(self, api: client.ApiClient, concurrency: int = 16) -> None:
+    def __init__(
+        self, api: client.ApiClient, concurrency: int = 16, metrics: Metrics | None = None
+    ) -> None:
         self.custom = client.CustomObjectsApi(api)
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
         self._slots = asyncio.Semaphore(concurrency)
         self._threads = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
         self.calls = 0
+        self.metrics = metrics
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         async with self._slots:
             self.calls += 1
             call = functools.partial(fn, *args, **kwargs)
+            code: int | str = "error"
             try:
-                return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+                answer = await asyncio.get_running_loop().run_in_executor(self._threads, call)
+                status = getattr(answer, "status", None)  # a raw response's HTTP status
+                code = status if isinstance(status, int) else 200
+                return answer
             except ApiException as err:
+                code = err.status or "error"
                 raise KubeError(err.status or 0, _message(err)) from err
+            finally:
+                if self.metrics is not None:
+                    self.metrics.api_request(*request_labels(fn, args), code)
 
     async def _send(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """A write whose answer is not needed: skip decoding it (the client's model

@@ -19,6 +19,7 @@ from kascade.engine.schedules import Skip, cron_expression, tick
 from kascade.engine.statemachine import run_is_terminal
 from kascade.operator.facts import rfc3339, timestamp
 from kascade.operator.labels import API_VERSION, run_labels
+from kascade.operator.metrics import METRICS
 
 if TYPE_CHECKING:
     from kascade.operator.context import Operations
@@ -79,7 +80,8 @@ class Scheduler:
     async def _loop(self, key: tuple[str, str]) -> None:
         while True:
             try:
-                wake_at = await self._tick(key)
+                with METRICS.reconcile("schedule"):
+                    wake_at = await self._tick(key)
             except _FlowGone:
                 return
             except asyncio.CancelledError:
@@ -127,12 +129,17 @@ class Scheduler:
             "scheduleCheckpoint": rfc3339(decision.checkpoint),
         }
         if decision.run_at is not None:
-            run = await self._create_run(body, key, decision.run_at)
+            run, new = await self._create_run(body, key, decision.run_at)
+            if new:
+                lag = (self.ops.now() - decision.run_at).total_seconds()
+                METRICS.scheduled(*key, lag)
             fields["lastScheduleTime"] = rfc3339(decision.run_at)
             message = f"run {run} for {rfc3339(decision.run_at)}"
             if decision.abort:
                 message += f"; concurrencyPolicy Replace aborts {', '.join(decision.abort)}"
             self._background(self.ops.kube.event(body, "Flow", "Scheduled", message))
+        for skip in decision.skipped:
+            METRICS.skipped(*key, skip.cause)
         if decision.skipped:
             self._background(self._report_skips(body, decision.skipped, decision.more_skipped))
         if decision.checkpoint is not None:
@@ -141,7 +148,10 @@ class Scheduler:
         self._background(self.writer.write_schedule(*key, fields))
         return decision.next_time
 
-    async def _create_run(self, body: dict[str, Any], key: tuple[str, str], at: datetime) -> str:
+    async def _create_run(
+        self, body: dict[str, Any], key: tuple[str, str], at: datetime
+    ) -> tuple[str, bool]:
+        """Create the Run of a scheduled instant: its name, and False if it existed."""
         name = scheduled_run_name(key[1], int(at.timestamp()))
         run = {
             "apiVersion": API_VERSION,
@@ -155,7 +165,7 @@ class Scheduler:
         }
         created = await self.ops.kube.create("runs", key[0], run)
         log.info("flow=%s/%s event=scheduled run=%s at=%s new=%s", *key, name, rfc3339(at), created)
-        return name
+        return name, created
 
     async def _report_skips(
         self, body: dict[str, Any], skipped: tuple[Skip, ...], more: bool

@@ -15,7 +15,7 @@ from kascade.engine.statemachine import task_is_terminal
 from kascade.operator.facts import rfc3339
 
 if TYPE_CHECKING:
-    from kascade.operator.worker import AttemptInfo
+    from kascade.operator.taskobjects import AttemptInfo
 
 _DONE = frozenset(
     {

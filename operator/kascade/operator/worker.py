@@ -10,7 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +36,10 @@ from kascade.operator.executors import Executor, StartFailed
 from kascade.operator.facts import Outcome, Progress, timestamp
 from kascade.operator.jobs import Launch
 from kascade.operator.labels import PLAN_INDEX, RUN
+from kascade.operator.metrics import METRICS
 from kascade.operator.preparation import owned_by, plan_of_tasks, prepare_run
 from kascade.operator.status import invalid_condition, run_status, task_status
+from kascade.operator.taskobjects import AttemptInfo, TaskInfo, task_from_object
 from kascade.operator.writer import StatusWriter
 
 if TYPE_CHECKING:
@@ -52,30 +54,6 @@ _WARN_PHASES = frozenset(
     {RunPhase.FAILED, RunPhase.TIMED_OUT, RunPhase.ABORTED, RunPhase.FAILING, RunPhase.ABORTING}
 )
 _WAITING = frozenset({None, RunPhase.SCHEDULED, RunPhase.QUEUED})
-
-
-@dataclass
-class AttemptInfo:
-    """What the worker knows of one attempt beyond the engine's AttemptState."""
-
-    number: int
-    job: str
-    launched: float = field(default_factory=time.monotonic)
-    exit_code: int | None = None
-    reason: str | None = None
-    message: str | None = None
-    kill_reason: str | None = None
-
-
-@dataclass
-class TaskInfo:
-    """A Task object of the run."""
-
-    name: str
-    uid: str
-    spec: dict[str, Any]
-    attempts: list[AttemptInfo] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
 
 
 class RunWorker:
@@ -104,6 +82,11 @@ class RunWorker:
         self.project_dir: Any = None
         self.start_error: str | None = None
         self.conditions: list[dict[str, Any]] | None = None
+        # For the metrics: phases already counted, and when (monotonic) this process saw
+        # each task end and the run start, the moments tasks become ready.
+        self.counted: dict[str, TaskPhase] = {}
+        self.ended_seen: dict[str, float] = {}
+        self.running_seen: float | None = None
 
     def wake(self) -> None:
         """Something of this run changed: look again."""
@@ -125,6 +108,7 @@ class RunWorker:
                 self.writer.cancel()
                 raise
             except Exception as err:  # never let one run take the operator down
+                METRICS.reconcile_errors.labels("run").inc()
                 log.exception("run=%s/%s event=reconcile-error error=%s", *self.key, err)
                 if self.body:
                     await self.ops.kube.event(
@@ -159,13 +143,16 @@ class RunWorker:
             # The engine is deterministic: with the same state and no deadline passed it
             # would decide the same again, so most wake-ups (a Job got its pod) end here.
             if self.state is not decided or (wake_at is not None and now >= wake_at):
-                decision = decide(self.plan, self.state, self._limits(), now)
-                previous = self.state.phase
-                self.state = decided = decision.state
-                wake_at = decision.wake_at
-                await self._act(decision, now)
-                await self._write(decision, now)
-                self._phase(previous, self.state.phase)
+                with METRICS.timed("run"):
+                    decision = decide(self.plan, self.state, self._limits(), now)
+                    previous = self.state.phase
+                    self.state = decided = decision.state
+                    wake_at = decision.wake_at
+                    if self.state.phase == RunPhase.RUNNING != previous:
+                        self.running_seen = time.monotonic()
+                    await self._act(decision, now)
+                    await self._write(decision, now)
+                    self._phase(previous, self.state.phase)
                 if run_is_terminal(self.state.phase) and not self._open_attempts():
                     await self.writer.flush()
                     await asyncio.gather(*self.background)
@@ -194,7 +181,7 @@ class RunWorker:
         states: dict[str, TaskState] = {}
         for obj in owned:
             task_id = obj["spec"]["id"]
-            info, state = _task_from_object(obj)
+            info, state = task_from_object(obj)
             self.tasks[task_id] = info
             states[task_id] = state
         self.parameters = status.get("parameters") or self.parameters
@@ -203,6 +190,7 @@ class RunWorker:
         self.history = list(status.get("history") or [])
         self.writer.forget()
         self.seen_states = {}
+        self.counted = {task_id: state.phase for task_id, state in states.items()}
         self.state = RunState(
             phase=phase,
             tasks=states,
@@ -318,6 +306,7 @@ class RunWorker:
         reason = info.kill_reason or outcome.reason or "Error"
         info.exit_code, info.reason, info.message = outcome.exit_code, reason, outcome.message
         self.dirty.add(task_id)
+        self.ended_seen[task_id] = time.monotonic()
         if outcome.exit_code == 0 and info.kill_reason is None and outcome.outputs is not None:
             self.tasks[task_id].outputs = outcome.outputs
         self.state = record_attempt_end(
@@ -350,6 +339,9 @@ class RunWorker:
             failed = Outcome(Progress.ENDED, ended=now, reason=START_ERROR, message=str(err))
             self._end(action.task, attempt, failed, now)
             return
+        ready = self._ready_seen(action.task, action.attempt)
+        if ready is not None:
+            METRICS.task_launched(self.namespace, self.flow, time.monotonic() - ready)
         log.info(
             "run=%s/%s task=%s attempt=%d event=started job=%s",
             *self.key,
@@ -373,6 +365,24 @@ class RunWorker:
             attempt.number,
             action.reason,
         )
+
+    def _ready_seen(self, task_id: str, attempt: int) -> float | None:
+        """When (monotonic) this process saw the task become ready: its retry came due,
+        its last upstream task ended, or (no upstream) the run started. None when that
+        happened before this process watched (or for hooks, ready with a run phase)."""
+        assert self.plan is not None
+        assert self.state is not None
+        task = self.plan.by_id[task_id]
+        if attempt > 1:
+            ended = self.ended_seen.get(task_id)
+            return None if ended is None else ended + task.retry_delay_seconds
+        if task.hook is not None:
+            return None
+        upstream = [d for d in task.depends_on if self.state.tasks[d].phase != TaskPhase.REUSED]
+        if not upstream:
+            return self.running_seen
+        seen = [self.ended_seen.get(d) for d in upstream]
+        return None if None in seen else max(t for t in seen if t is not None)
 
     def _executor(self, task_id: str) -> Executor:
         kind = self.tasks[task_id].spec.get("type")
@@ -470,6 +480,7 @@ class RunWorker:
             if state is self.seen_states.get(task_id) and task_id not in self.dirty:
                 continue
             self.seen_states[task_id] = state
+            self._count_task(task_id, state)
             if state.phase == TaskPhase.PENDING and not state.attempts:
                 continue  # a Task without status is PENDING; a big run saves a write each
             self.writer.submit("tasks", info.name, task_status(state, info.attempts, info.outputs))
@@ -501,6 +512,24 @@ class RunWorker:
                 change.reason,
             )
 
+    def _count_task(self, task_id: str, state: TaskState) -> None:
+        """A task that reached a terminal phase while this process watched it counts."""
+        before = self.counted.get(task_id)
+        if before == state.phase or not task_is_terminal(state.phase):
+            return
+        self.counted[task_id] = state.phase
+        if before is not None and task_is_terminal(before):
+            return
+        attempts = state.attempts
+        METRICS.task_finished(
+            self.namespace,
+            self.flow,
+            str(self.tasks[task_id].spec.get("type", "")),
+            state.phase,
+            attempts[0].started_at if attempts else None,
+            attempts[-1].ended_at if attempts else None,
+        )
+
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run a best-effort call (an Event) without holding up decisions."""
         task = asyncio.get_running_loop().create_task(work)
@@ -511,6 +540,16 @@ class RunWorker:
         if previous != current:
             self.phase = current
             self.ops.phase_changed(self, previous, current)
+            if current is not None and run_is_terminal(current) and not run_is_terminal(previous):
+                assert self.state is not None
+                METRICS.run_finished(
+                    self.namespace,
+                    self.flow,
+                    str((self.body.get("spec") or {}).get("type", "MANUAL")),
+                    current,
+                    self.state.started_at,
+                    self.state.finished_at,
+                )
 
     async def _wait(self, wake_at: datetime | None, now: datetime) -> None:
         timeout = self.ops.config.resync_seconds
@@ -520,40 +559,3 @@ class RunWorker:
             await asyncio.wait_for(self.woken.wait(), timeout)
         self.woken.clear()
         await asyncio.sleep(COALESCE_SECONDS)
-
-
-def _task_from_object(obj: dict[str, Any]) -> tuple[TaskInfo, TaskState]:
-    meta, spec, status = obj["metadata"], obj["spec"], obj.get("status") or {}
-    infos: list[AttemptInfo] = []
-    states: list[AttemptState] = []
-    for attempt in status.get("attempts") or []:
-        number = int(attempt["number"])
-        infos.append(
-            AttemptInfo(
-                number,
-                attempt.get("jobName") or "",
-                launched=0.0,
-                exit_code=attempt.get("exitCode"),
-                reason=attempt.get("reason"),
-                message=attempt.get("message"),
-            )
-        )
-        states.append(
-            AttemptState(
-                number,
-                timestamp(attempt.get("startTime")) or datetime.now(UTC),
-                timestamp(attempt.get("endTime")),
-                attempt.get("exitCode"),
-                attempt.get("reason"),
-            )
-        )
-    task = TaskInfo(meta["name"], meta["uid"], spec, infos, dict(status.get("outputs") or {}))
-    phase = TaskPhase(status["phase"]) if status.get("phase") else TaskPhase.PENDING
-    state = TaskState(
-        phase=phase,
-        attempts=tuple(states),
-        retry_at=timestamp(status.get("nextRetryTime")),
-        reason=status.get("reason"),
-        message=status.get("message"),
-    )
-    return task, state
