@@ -10,6 +10,9 @@ INSTALLED := $(VENV)/.installed
 FLOW := examples/shop/flow.yaml
 CLUSTER ?= kwok
 export CLUSTER
+# promtool (checks metrics and alert rules) comes from Debian's prometheus package
+PROMTOOL := /usr/bin/promtool
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help
 help: ## list the targets
@@ -65,8 +68,16 @@ cluster-up: ## start the local cluster (CLUSTER=kwok, or kind); kubeconfig in .c
 cluster-down: ## stop and delete the local cluster
 	hack/cluster/down.sh
 
+$(PROMTOOL):
+	@command -v apt-get >/dev/null || { echo "promtool is missing and there is no apt-get: install Prometheus' promtool" >&2; exit 1; }
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+
+.PHONY: tools
+tools: $(PROMTOOL) ## Debian packages the tests need (promtool)
+
 .PHONY: integration
-integration: $(INSTALLED) cluster-binaries ## integration tests on the real control plane
+integration: $(INSTALLED) cluster-binaries tools ## integration tests on the real control plane
 	$(BIN)/pytest tests/integration -q
 
 .PHONY: e2e
@@ -79,6 +90,7 @@ test: lint typecheck unit integration e2e ## everything CI runs
 .PHONY: crds
 crds: $(INSTALLED) ## regenerate crds/ from the pydantic models
 	$(BIN)/kascade crds --write crds
+	mkdir -p charts/kascade/crds && cp crds/*.yaml charts/kascade/crds/
 
 .PHONY: bench
 bench: $(INSTALLED) ## benchmarks (figures go to docs/performance.md)
@@ -92,6 +104,10 @@ bench-cluster: $(INSTALLED) cluster-up ## operator benchmark on the local cluste
 .PHONY: bench-schedules
 bench-schedules: $(INSTALLED) cluster-up ## 200 Flows every minute for 5 minutes: schedule lag
 	$(BIN)/python benchmarks/schedules.py
+
+.PHONY: bench-failover
+bench-failover: $(INSTALLED) cluster-up ## two replicas with kopf peering: time to take over
+	$(BIN)/python benchmarks/failover.py
 
 .PHONY: clean
 clean: ## remove the virtualenv and caches

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Build a real Kubernetes control plane (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl), etcd, kwok and kwokctl from source via the Go module
-# proxy -- no Docker, no GitHub release downloads.
+# kube-scheduler, kubectl), etcd, kwok, kwokctl and helm from source via the Go
+# module proxy -- no Docker, no GitHub release downloads. Also fetch the
+# prometheus-operator CRDs of ServiceMonitor and PrometheusRule (from the same
+# proxy) so that tests can dry-run the Helm chart's monitoring objects.
 #
 # Output: ${KASCADE_CACHE:-$HOME/.cache/kascade}/k8s/<KUBERNETES_VERSION>/bin/
+#         ${KASCADE_CACHE:-$HOME/.cache/kascade}/k8s/<KUBERNETES_VERSION>/crds/
+#           monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml
 # Versions: hack/cluster/versions.env
 #
 # Idempotent: every binary that already exists and reports the expected version
 # is skipped, so a second run finishes in seconds. Go's module and build caches
 # (GOMODCACHE / GOCACHE, Go defaults unless set in the environment) are reused.
 #
-# Usage: hack/cluster/build.sh [--print-bin-dir]
+# Usage: hack/cluster/build.sh [--print-bin-dir | --print-crd-dir]
 #   --print-bin-dir   only print the bin dir for the pinned versions and exit
+#   --print-crd-dir   only print the dir of the prometheus-operator CRDs and exit
 # Env:   KASCADE_CACHE   cache root (default ~/.cache/kascade)
 #        KASCADE_BUILD_P go build -p value (default 2)
 set -euo pipefail
@@ -21,6 +26,7 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "${SCRIPT_DIR}/versions.env"
 
 : "${KUBERNETES_VERSION:?}" "${ETCD_VERSION:?}" "${KWOK_VERSION:?}"
+: "${HELM_VERSION:?}" "${PROMETHEUS_OPERATOR_VERSION:?}"
 KUBECTL_VERSION="${KUBECTL_VERSION:-${KUBERNETES_VERSION}}"
 if [[ "${KUBECTL_VERSION}" != "${KUBERNETES_VERSION}" ]]; then
   echo "error: KUBECTL_VERSION (${KUBECTL_VERSION}) must equal KUBERNETES_VERSION (${KUBERNETES_VERSION}); kubectl is built from k8s.io/kubernetes" >&2
@@ -31,12 +37,14 @@ CACHE_ROOT="${KASCADE_CACHE:-${HOME}/.cache/kascade}"
 K8S_DIR="${CACHE_ROOT}/k8s/${KUBERNETES_VERSION}"
 BIN_DIR="${K8S_DIR}/bin"
 SRC_DIR="${K8S_DIR}/src"     # generated wrapper modules (go.mod/go.sum only)
+CRD_DIR="${K8S_DIR}/crds"     # prometheus-operator CRDs (ServiceMonitor, PrometheusRule)
 MARKER="${BIN_DIR}/.kascade-build"
+PROM_CRDS=(monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml)
 
-if [[ "${1:-}" == "--print-bin-dir" ]]; then
-  echo "${BIN_DIR}"
-  exit 0
-fi
+case "${1:-}" in
+  --print-bin-dir) echo "${BIN_DIR}"; exit 0 ;;
+  --print-crd-dir) echo "${CRD_DIR}"; exit 0 ;;
+esac
 
 export GOTOOLCHAIN=local
 export CGO_ENABLED=0
@@ -59,6 +67,7 @@ log() { echo "[build.sh $(date +%H:%M:%S)] $*"; }
 version_cmd() {
   case "$1" in
     kubectl) echo "version --client" ;;
+    helm) echo "version --short" ;;
     *) echo "--version" ;;
   esac
 }
@@ -68,6 +77,7 @@ version_expect() {
     kubectl) echo "Client Version: ${KUBECTL_VERSION}" ;;
     etcd) echo "etcd Version: $(ver_nov "${ETCD_VERSION}")" ;;
     kwok | kwokctl) echo "$(ver_nov "${KWOK_VERSION}")" ;;
+    helm) echo "${HELM_VERSION}" ;;
   esac
 }
 # is_cached <name> [path]: binary exists and reports the expected version
@@ -79,7 +89,7 @@ is_cached() {
   grep -qF -- "$(version_expect "${name}")" <<<"${out}"
 }
 
-ALL_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl)
+ALL_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm)
 EXPECTED_MARKER="$(grep -E '^[A-Z_]+=' "${SCRIPT_DIR}/versions.env")"
 
 # fast path: everything present and correct
@@ -88,6 +98,13 @@ fast_path() {
   [[ "$(grep -E '^[A-Z_]+=' "${MARKER}")" == "${EXPECTED_MARKER}" ]] || return 1
   local b
   for b in "${ALL_BINS[@]}"; do is_cached "${b}" || return 1; done
+  crds_cached
+}
+# the prometheus-operator CRDs of the pinned version are in CRD_DIR
+crds_cached() {
+  local f
+  [[ "$(cat "${CRD_DIR}/.version" 2>/dev/null)" == "${PROMETHEUS_OPERATOR_VERSION}" ]] || return 1
+  for f in "${PROM_CRDS[@]}"; do [[ -s "${CRD_DIR}/${f}" ]] || return 1; done
 }
 if fast_path; then
   log "all binaries cached in ${BIN_DIR} ($(fmt_dur $((SECONDS - T_START))))"
@@ -121,10 +138,15 @@ require_go() { # require_go <go directive> <what>
 log "cache: ${K8S_DIR}"
 log "go ${GO_HAVE}, GOMODCACHE=$(go env GOMODCACHE), GOCACHE=$(go env GOCACHE), -p ${BUILD_P}"
 log "versions: kubernetes ${KUBERNETES_VERSION} (staging ${STAGING_VERSION}), etcd ${ETCD_VERSION}, kwok ${KWOK_VERSION}"
+log "          helm ${HELM_VERSION}, prometheus-operator CRDs ${PROMETHEUS_OPERATOR_VERSION}"
 
 # go_mod_file <module@version>: path to the module's go.mod in the download cache
 go_mod_file() {
   go mod download -json "$1" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p'
+}
+# go_mod_dir <module@version>: the module's extracted source in the download cache
+go_mod_dir() {
+  go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p'
 }
 # go_directive <go.mod>
 go_directive() { sed -n 's/^go \([0-9.]*\).*/\1/p' "$1" | head -1; }
@@ -148,6 +170,31 @@ build_one() {
     exit 1
   fi
   mv -f "${tmp}" "${BIN_DIR}/${name}"
+  log "  ${name}: built in $(fmt_dur $((SECONDS - t0))) ($(du -h "${BIN_DIR}/${name}" | cut -f1))"
+}
+
+# install_one <name> <package@version> <ldflags>: `go install` for modules whose go.mod
+# has no replace directives (no wrapper module needed); same checks as build_one
+install_one() {
+  local name=$1 pkg=$2 ldflags=$3 t0=${SECONDS} tmp
+  if is_cached "${name}"; then
+    log "  ${name}: cached"
+    return 0
+  fi
+  log "  ${name}: installing ${pkg} ..."
+  tmp="${BIN_DIR}/.${name}.tmp.$$"
+  rm -rf "${tmp}"
+  mkdir -p "${tmp}"
+  GOBIN="${tmp}" go install -p "${BUILD_P}" -ldflags "-s -w ${ldflags}" "${pkg}"
+  if ! is_cached "${name}" "${tmp}/${name}"; then
+    echo "error: ${name} built but '$(version_cmd "${name}")' does not report '$(version_expect "${name}")':" >&2
+    # shellcheck disable=SC2046
+    "${tmp}/${name}" $(version_cmd "${name}") >&2 || true
+    rm -rf "${tmp}"
+    exit 1
+  fi
+  mv -f "${tmp}/${name}" "${BIN_DIR}/${name}"
+  rm -rf "${tmp}"
   log "  ${name}: built in $(fmt_dur $((SECONDS - t0))) ($(du -h "${BIN_DIR}/${name}" | cut -f1))"
 }
 
@@ -244,6 +291,45 @@ if need_build kwok kwokctl; then
   log "kwok: done in $(fmt_dur $((SECONDS - t0)))"
 else
   log "kwok ${KWOK_VERSION}: cached"
+fi
+
+# ---------------------------------------------------------------------------
+# 4. helm (its go.mod has no replace directives: plain `go install pkg@version`)
+# ---------------------------------------------------------------------------
+if need_build helm; then
+  t0=${SECONDS}
+  HELM_GOMOD="$(go_mod_file "helm.sh/helm/v4@${HELM_VERSION}")"
+  [[ -f "${HELM_GOMOD}" ]] || { echo "error: cannot download helm.sh/helm/v4@${HELM_VERSION}" >&2; exit 1; }
+  require_go "$(go_directive "${HELM_GOMOD}")" "helm ${HELM_VERSION}"
+  if grep -qE '^[[:space:]]*replace[[:space:](]' "${HELM_GOMOD}"; then
+    echo "error: helm ${HELM_VERSION}'s go.mod has replace directives; go install pkg@version refuses it" >&2
+    exit 1
+  fi
+  install_one helm "helm.sh/helm/v4/cmd/helm@${HELM_VERSION}" \
+    "-X helm.sh/helm/v4/internal/version.version=${HELM_VERSION}"
+  log "helm: done in $(fmt_dur $((SECONDS - t0)))"
+else
+  log "helm ${HELM_VERSION}: cached"
+fi
+
+# ---------------------------------------------------------------------------
+# 5. prometheus-operator CRDs (ServiceMonitor, PrometheusRule), from the module zip
+# ---------------------------------------------------------------------------
+if ! crds_cached; then
+  PO_MODULE="github.com/prometheus-operator/prometheus-operator@${PROMETHEUS_OPERATOR_VERSION}"
+  PO_DIR="$(go_mod_dir "${PO_MODULE}")"
+  [[ -d "${PO_DIR}" ]] || { echo "error: cannot download ${PO_MODULE}" >&2; exit 1; }
+  mkdir -p "${CRD_DIR}"
+  rm -f "${CRD_DIR}/.version"
+  for f in "${PROM_CRDS[@]}"; do
+    src="${PO_DIR}/example/prometheus-operator-crd/${f}"
+    [[ -s "${src}" ]] || { echo "error: ${PO_MODULE} has no example/prometheus-operator-crd/${f}" >&2; exit 1; }
+    install -m 0644 "${src}" "${CRD_DIR}/${f}"  # the module cache is read-only
+  done
+  echo "${PROMETHEUS_OPERATOR_VERSION}" >"${CRD_DIR}/.version"
+  log "prometheus-operator ${PROMETHEUS_OPERATOR_VERSION} CRDs: copied to ${CRD_DIR}"
+else
+  log "prometheus-operator ${PROMETHEUS_OPERATOR_VERSION} CRDs: cached"
 fi
 
 # ---------------------------------------------------------------------------

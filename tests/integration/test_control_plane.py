@@ -97,12 +97,19 @@ def test_the_node_is_ready(cluster: Cluster):
 
 def test_crds_apply_and_are_established(cluster: Cluster):
     again = cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    assert again.stdout.count("unchanged") == 3, again.stdout
-    for plural in ("flows", "runs", "tasks"):
+    names = [
+        "flows.kascade.io",
+        "runs.kascade.io",
+        "tasks.kascade.io",
+        "clusterkopfpeerings.kopf.dev",
+        "kopfpeerings.kopf.dev",
+    ]
+    assert again.stdout.count("unchanged") == len(names), again.stdout
+    for name in names:
         established = cluster.kubectl(
             "get",
             "crd",
-            f"{plural}.kascade.io",
+            name,
             "-o",
             "jsonpath={.status.conditions[?(@.type=='Established')].status}",
         ).stdout

@@ -153,7 +153,8 @@ def test_a_run_creates_one_job_per_task_in_dependency_order(
                 job[task_id].metadata.creation_timestamp >= job[dependency].status.completion_time
             )
     template = job["report"].spec.template
-    assert template.spec.containers[0].args[:4] == ["task", "exec", "script", "step"]
+    assert template.spec.containers[0].command == ["kascade", "task", "exec"]
+    assert template.spec.containers[0].args[:2] == ["script", "step"]
     assert template.spec.containers[0].args[-1] == run  # {{ run.name }} rendered
     assert template.spec.security_context.run_as_non_root is True
     assert job["a"].metadata.owner_references[0].kind == "Task"

@@ -4,8 +4,10 @@ the request labels, the metrics address, and reading state from the event loop."
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
@@ -163,3 +165,21 @@ def test_state_is_read_in_the_event_loop_thread_for_a_scrape_from_another_thread
 
     asyncio.run(main())
     assert seen["thread"] == threading.main_thread().name
+
+
+def test_every_kascade_metric_is_documented_in_the_metrics_reference():
+    reference = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
+    metrics = Metrics()
+    metrics.state.runs = lambda: [RunSample("ns", "f", RunPhase.RUNNING, NOW)]
+    metrics.state.tasks = lambda: [TaskSample("ns", "f", (TaskPhase.RUNNING,))]
+    families = {
+        family.name
+        for family in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+        if family.name.startswith("kascade_")
+    }
+    documented = {
+        name.removesuffix("_total") if name.endswith("_total") else name
+        for name in re.findall(r"`(kascade_[a-z_]+)`", reference)
+    }
+    assert len(families) == 15
+    assert families <= documented, families - documented

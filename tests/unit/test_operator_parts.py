@@ -129,7 +129,10 @@ def test_job_manifest_runs_the_task_restricted_and_owned_by_its_task():
     assert pod["metadata"]["annotations"]["x"] == "y"
     container = pod["spec"]["containers"][0]
     assert container["image"] == "img:1"
-    assert container["args"] == ["task", "exec", "script", "load_raw", "--", "--day", "2026-11-01"]
+    assert container["command"] == ["kascade", "task", "exec"]
+    assert container["args"] == ["script", "load_raw", "--", "--day", "2026-11-01"]
+    mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+    assert {"/kascade/work", "/tmp"} <= mounts  # writable places on a read-only root
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
@@ -140,7 +143,8 @@ def test_job_manifest_runs_the_task_restricted_and_owned_by_its_task():
     assert env["KASCADE_TASK"] == "load"
     assert env["KASCADE_WAREHOUSE"] == "duckdb:///w.duckdb"
     assert env["KASCADE_PROJECT_ARCHIVE"] == "/kascade/archive/project.tar.gz"
-    assert pod["spec"]["volumes"][1]["configMap"]["name"] == "shop-project"
+    volumes = {volume["name"]: volume for volume in pod["spec"]["volumes"]}
+    assert volumes["project"]["configMap"]["name"] == "shop-project"
 
 
 def test_a_flow_can_override_image_security_and_warehouse():

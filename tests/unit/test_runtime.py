@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -192,6 +193,10 @@ SCRIPTS = {
     ),
     "scripts/exit3/__main__.py": "import sys\nprint('bye')\nsys.exit(3)\n",
     "scripts/boom/__main__.py": "raise RuntimeError('kaboom')\n",
+    "scripts/sleepy/__main__.py": (
+        "import time\nprint('started', flush=True)\n"
+        "try:\n    time.sleep(60)\nexcept Exception:\n    print('swallowed')\n"
+    ),
     "scripts/big/__main__.py": (
         "import json, os\njson.dump({'x': 'y' * 5000}, open(os.environ['KASCADE_OUTPUTS'], 'w'))\n"
     ),
@@ -226,3 +231,26 @@ def test_the_runtime_explains_its_usage(tmp_path):
     result, _ = runtime(tmp_path, tmp_path, "dance")
     assert result.returncode == 2
     assert "usage: python -m kascade.runtime" in result.stderr
+
+
+def test_sigterm_stops_a_task_even_when_its_script_catches_exceptions(tmp_path):
+    # In a pod the runtime is PID 1, which ignores SIGTERM unless it handles it: without
+    # the handler a deleted Job's pod would linger for its whole grace period.
+    project = write_project(tmp_path / "p", SCRIPTS)
+    env = {"PATH": "/usr/bin:/bin", "KASCADE_PROJECT": str(project)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kascade.runtime", "script", "sleepy"],
+        env=env,
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == "started\n"
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=10)
+    assert process.returncode == 143
+    assert "swallowed" not in stdout
+    assert "error: script `sleepy` stopped by SIGTERM" in stderr
+    assert "Traceback" not in stderr

@@ -14,6 +14,7 @@ from kascade.runtime.archive import ARCHIVE_KEY
 WORK_DIR = "/kascade/work"
 ARCHIVE_DIR = "/kascade/archive"
 RUNTIME_USER = 65532
+TASK_COMMAND = ("kascade", "task", "exec")
 RESTRICTED_POD = {
     "runAsNonRoot": True,
     "runAsUser": RUNTIME_USER,
@@ -58,13 +59,23 @@ def job_body(launch: Launch, default_image: str) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "task",
         "image": spec.get("image") or default_image,
-        "args": ["task", "exec", launch.kind, launch.target, "--", *launch.args],
+        # `command` rather than the image's ENTRYPOINT, so a Flow's own image (one built
+        # from the runtime image with more packages) runs the task the same way.
+        "command": list(TASK_COMMAND),
+        "args": [launch.kind, launch.target, "--", *launch.args],
         "env": env,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": spec.get("securityContext") or RESTRICTED_CONTAINER,
-        "volumeMounts": [{"name": "work", "mountPath": WORK_DIR}],
+        "volumeMounts": [
+            {"name": "work", "mountPath": WORK_DIR},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
     }
-    volumes: list[dict[str, Any]] = [{"name": "work", "emptyDir": {}}]
+    # The root filesystem is read-only: the work dir and /tmp are the writable places.
+    volumes: list[dict[str, Any]] = [
+        {"name": "work", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
     if launch.project_config_map:
         container["volumeMounts"].append(
             {"name": "project", "mountPath": ARCHIVE_DIR, "readOnly": True}

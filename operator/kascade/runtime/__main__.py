@@ -2,16 +2,19 @@
 
 KIND is model, script or connector; the environment carries the rest (contract.py).
 Exit codes: a script's own code; 1 when a model or connector fails; 2 when the task
-cannot start (unknown script or connector, unusable configuration).
+cannot start (unknown script or connector, unusable configuration); 143 when it was
+stopped by SIGTERM.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Any
 
 from kascade.runtime import contract
-from kascade.runtime.errors import CannotStart, TaskError
+from kascade.runtime.errors import CannotStart, TaskError, Terminated, raise_terminated
 
 USAGE = "usage: python -m kascade.runtime {model|script|connector} NAME [-- ARGS...]"
 
@@ -23,6 +26,8 @@ def main(argv: list[str]) -> int:
         return CannotStart.exit_code
     kind, name, rest = argv[0], argv[1], argv[2:]
     args = rest[1:] if rest[:1] == ["--"] else rest
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, raise_terminated)
     try:
         _unpack_project()
         outputs = _execute(kind, name, args, contract.project_dir())
@@ -32,6 +37,9 @@ def main(argv: list[str]) -> int:
     except TaskError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    except Terminated:
+        print(f"error: {kind} `{name}` stopped by SIGTERM", file=sys.stderr)
+        return Terminated.exit_code
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The one error type of the runtime: a task that cannot run or fails, with its message."""
+"""The errors of the runtime: a task that cannot run or fails, with its message, and a
+task told to stop."""
 
 from __future__ import annotations
 
@@ -13,3 +14,17 @@ class CannotStart(TaskError):
     """The task could not even start (missing script, unusable configuration)."""
 
     exit_code = 2
+
+
+class Terminated(BaseException):
+    """The container was told to stop (SIGTERM: the Job was deleted, its deadline passed, or
+    the run was aborted). A BaseException, so a script's `except Exception` cannot swallow
+    it; the runtime exits with 143, as a shell does for a process ended by SIGTERM."""
+
+    exit_code = 143
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    """SIGTERM handler. Needed because the runtime is PID 1 in its container, and the
+    kernel ignores a signal PID 1 has no handler for."""
+    raise Terminated

@@ -8,7 +8,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from kascade.runtime.errors import CannotStart
+from kascade.runtime.errors import CannotStart, Terminated
 
 
 class ScriptNotFound(CannotStart):
@@ -33,6 +33,8 @@ def run_script(project_dir: str, name: str, args: Sequence[str]) -> int:
         runpy.run_path(folder, run_name="__main__")
     except SystemExit as exit_:
         return _exit_code(exit_.code)
+    except Terminated:
+        raise
     except BaseException:  # the script's own error: its traceback belongs in the task log
         traceback.print_exc()
         return 1
