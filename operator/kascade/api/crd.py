@@ -223,6 +223,61 @@ def render_crd(kind: Kind) -> str:
     return yaml.safe_dump(crd(kind), sort_keys=False, width=100, allow_unicode=True)
 
 
+PEERING_FILE = "kopf.dev_peerings.yaml"
+_PEERING_HEADER = """\
+# kopf's peering resources, used only when the operator runs with --peering (two or
+# more replicas: one works, the others stand by). kopf owns this schema (kopf.dev/v1,
+# objects whose status holds one entry per running operator), so it stays open; and no
+# status subresource, because kopf patches the status directly.
+"""
+
+
+def _peering_crd(kind: str, scope: str) -> Schema:
+    plural = f"{kind.lower()}s"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.kopf.dev"},
+        "spec": {
+            "group": "kopf.dev",
+            "scope": scope,
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render_peering() -> str:
+    """kopf's ClusterKopfPeering and KopfPeering CRDs, as one YAML stream."""
+    documents = [
+        _peering_crd("ClusterKopfPeering", "Cluster"),
+        _peering_crd("KopfPeering", "Namespaced"),
+    ]
+    return _PEERING_HEADER + "---\n".join(
+        yaml.safe_dump(document, sort_keys=False, width=100) for document in documents
+    )
+
+
+def crd_files() -> dict[str, str]:
+    """Every file of crds/ (and the chart's crds/), by name: what `kascade crds` writes."""
+    return {
+        **{crd_file_name(kind): render_crd(kind) for kind in KINDS},
+        PEERING_FILE: render_peering(),
+    }
+
+
 def render_all() -> str:
     """Every CRD, as a multi-document YAML stream (what `kascade crds` prints)."""
-    return "---\n" + "---\n".join(render_crd(kind) for kind in KINDS)
+    return "---\n" + "---\n".join(crd_files().values())

@@ -11,7 +11,7 @@ import click
 from rich.table import Table
 
 from kascade import __version__
-from kascade.api.crd import KINDS, crd_file_name, render_all, render_crd
+from kascade.api.crd import crd_files, render_all
 from kascade.cli.cluster_commands import COMMANDS as CLUSTER_COMMANDS
 from kascade.cli.console import console_for, stderr
 from kascade.cli.loading import plan_flow
@@ -102,7 +102,8 @@ def diagram(flow: Path, project: Path | None) -> None:
     "--write",
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write one file per kind into this directory instead of printing.",
+    help="Write the files of crds/ (one per kind, and kopf's peering CRDs) into this "
+    "directory instead of printing.",
 )
 def crds(directory: Path | None) -> None:
     """Print the CustomResourceDefinitions (identical to crds/)."""
@@ -110,9 +111,9 @@ def crds(directory: Path | None) -> None:
         click.echo(render_all(), nl=False)
         return
     directory.mkdir(parents=True, exist_ok=True)
-    for kind in KINDS:
-        (directory / crd_file_name(kind)).write_text(render_crd(kind), encoding="utf-8")
-        click.echo(f"wrote {directory / crd_file_name(kind)}")
+    for name, text in crd_files().items():
+        (directory / name).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {directory / name}")
 
 
 for command in (*LOCAL_COMMANDS, *CLUSTER_COMMANDS):
