@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kascade.operator.metrics import Metrics
-from tests.integration.cluster import ROOT, Cluster, bin_dir
+from tests.integration.cluster import Cluster, bin_dir
 from tests.integration.helm import (
     CHART,
     PROMTOOL_DATA,
@@ -35,14 +33,19 @@ from tests.integration.helm import (
     service_account_kubeconfig,
 )
 from tests.integration.operator_process import OperatorProcess
+from tests.integration.test_operator import (
+    RUN_FOR,
+    TERMINAL,
+    kascade,
+    phase_of,
+    setup_flow,
+    trigger,
+)
 from tests.integration.waiting import wait_for
-from tests.projects import manifest, write_project
 
 GROUP, VERSION = "kascade.io", "v1alpha1"
 INSTANCE = "app.kubernetes.io/instance"
 NODE = "kwok-node-0"
-RUN_FOR = "kascade.io/kwok-run-for"
-TERMINAL = {"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"}
 PROM_CRDS = (
     "monitoring.coreos.com_servicemonitors.yaml",
     "monitoring.coreos.com_prometheusrules.yaml",
@@ -455,40 +458,6 @@ def test_install_upgrade_and_uninstall(
 # --- the chart's RBAC is enough for the real operator -----------------------------------
 
 
-def kascade(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return run(
-        [sys.executable, "-m", "kascade", *args, "--kubeconfig", str(cluster.kubeconfig)],
-        cwd=ROOT,
-    )
-
-
-def apply_flow(
-    cluster: Cluster,
-    namespace: str,
-    project: Path,
-    name: str,
-    nodes: list[dict[str, Any]],
-    **spec: Any,
-) -> None:
-    pushed = kascade(
-        cluster, "project", "push", str(project), "--name", f"{name}-project", "-n", namespace
-    )
-    assert pushed.returncode == 0, pushed.stderr
-    body = manifest(nodes, name=name, project={"configMap": f"{name}-project"}, **spec)
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(body))
-
-
-def start_run(cluster: Cluster, namespace: str, flow: str) -> str:
-    started = kascade(cluster, "trigger", flow, "-n", namespace)
-    assert started.returncode == 0, started.stderr
-    return started.stdout.strip()
-
-
-def run_phase(cluster: Cluster, namespace: str, name: str) -> str | None:
-    body = cluster.custom().get_namespaced_custom_object(GROUP, VERSION, namespace, "runs", name)
-    return (body.get("status") or {}).get("phase")
-
-
 def wait_phase(
     cluster: Cluster,
     namespace: str,
@@ -498,7 +467,7 @@ def wait_phase(
 ) -> str | None:
     try:
         return wait_for(
-            lambda: run_phase(cluster, namespace, name), done, timeout=90, what=f"run {name}"
+            lambda: phase_of(cluster, namespace, name), done, timeout=90, what=f"run {name}"
         )
     except AssertionError as err:
         raise AssertionError(f"{err}\noperator log:\n{log()[-3000:]}") from None
@@ -534,41 +503,41 @@ def test_the_operator_runs_flows_with_only_the_charts_rbac(
     releases.append((release, namespace))
     helm.install(release, namespace, {"watchNamespaces": [watched]} if mode == "namespaced" else {})
     kubeconfig = service_account_kubeconfig(cluster, namespace, account, tmp_path / "sa.kubeconfig")
-    project = write_project(
-        tmp_path / "project",
-        {"models/a.sql": "select 1 as id", "scripts/step/__main__.py": "print('step')"},
-    )
-    apply_flow(cluster, watched, project, "child", [{"name": "work", "script": {"name": "step"}}])
-    apply_flow(
+    files = {"models/a.sql": "select 1 as id", "scripts/step/__main__.py": "print('step')"}
+    work = [{"name": "work", "script": {"name": "step"}}]
+    setup_flow(cluster, watched, tmp_path, work, name="child", files=files)
+    setup_flow(
         cluster,
         watched,
-        project,
-        "slow",
+        tmp_path,
         [{"name": "wait", "script": {"name": "step"}}],
+        name="slow",
+        files=files,
         defaults={"podMetadata": {"annotations": {RUN_FOR: "5m"}}},
     )
-    apply_flow(
+    setup_flow(
         cluster,
         watched,
-        project,
-        "parent",
+        tmp_path,
         [
             {"name": "load", "script": {"name": "step"}},
             {"name": "models", "transformation": {}, "dependsOn": ["load"]},
             {"name": "sub", "flow": {"name": "child"}, "dependsOn": ["models"]},
         ],
+        name="parent",
+        files=files,
     )
 
     operator = OperatorProcess(cluster, watched, tmp_path, kubeconfig=kubeconfig)
     operator.start()
     try:
         # Tasks, Jobs, a child Run, statuses and Events: SUCCEEDED.
-        parent = start_run(cluster, watched, "parent")
+        parent = trigger(cluster, watched, "parent")
         assert wait_phase(cluster, watched, parent, TERMINAL.__contains__, operator.log) == (
             "SUCCEEDED"
         ), operator.log()[-3000:]
         # Aborting deletes the running Job: ABORTED.
-        slow_run = start_run(cluster, watched, "slow")
+        slow_run = trigger(cluster, watched, "slow")
         wait_for(
             lambda: run_jobs(cluster, watched, slow_run),
             lambda jobs: len(jobs) == 1,
