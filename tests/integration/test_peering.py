@@ -36,10 +36,22 @@ def peering_object(cluster: Cluster, namespace: str) -> None:
     cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(body))
 
 
-def replica(cluster: Cluster, namespace: str, workdir: Path) -> OperatorProcess:
+def replica(cluster: Cluster, namespace: str, workdir: Path, *extra: str) -> OperatorProcess:
     workdir.mkdir()
-    extra = ("--peering", PEERING, "--peering-lifetime", str(LIFETIME))
-    return OperatorProcess(cluster, namespace, workdir, extra=extra)
+    peering = ("--peering", PEERING, "--peering-lifetime", str(LIFETIME))
+    return OperatorProcess(cluster, namespace, workdir, extra=(*peering, *extra))
+
+
+def load_then_models(cluster: Cluster, namespace: str, tmp_path: Path, run_for: str) -> None:
+    """Flow `f`: a script, then the project's models, each Job running for `run_for`."""
+    nodes = [
+        {"name": "load", "script": {"name": "step"}},
+        {"name": "models", "transformation": {}, "dependsOn": ["load"]},
+    ]
+    annotations = {RUN_FOR: run_for}
+    setup_flow(
+        cluster, namespace, tmp_path, nodes, defaults={"podMetadata": {"annotations": annotations}}
+    )
 
 
 def test_one_replica_works_and_the_standby_takes_over_when_it_dies(
@@ -52,17 +64,7 @@ def test_one_replica_works_and_the_standby_takes_over_when_it_dies(
     wait_for(first.log, lambda log: LEADING in log, timeout=30, what="the first replica to lead")
     second.start()
     try:
-        nodes = [
-            {"name": "load", "script": {"name": "step"}},
-            {"name": "models", "transformation": {}, "dependsOn": ["load"]},
-        ]
-        setup_flow(
-            cluster,
-            namespace,
-            tmp_path,
-            nodes,
-            defaults={"podMetadata": {"annotations": {RUN_FOR: "4s"}}},
-        )
+        load_then_models(cluster, namespace, tmp_path, "4s")
         run = trigger(cluster, namespace)
         wait_for(
             lambda: len(jobs(cluster, namespace)),
@@ -132,21 +134,10 @@ def test_a_working_replica_paused_by_a_higher_priority_one_stops_its_runs(
     peering_object(cluster, namespace)
     first = replica(cluster, namespace, tmp_path / "first")
     first.start()
-    second = replica(cluster, namespace, tmp_path / "second")
-    second.extra = (*second.extra, "--priority", str(10**18))
+    second = replica(cluster, namespace, tmp_path / "second", "--priority", str(10**18))
     try:
         wait_for(first.log, lambda log: LEADING in log, timeout=30, what="the first to lead")
-        nodes = [
-            {"name": "load", "script": {"name": "step"}},
-            {"name": "models", "transformation": {}, "dependsOn": ["load"]},
-        ]
-        setup_flow(
-            cluster,
-            namespace,
-            tmp_path,
-            nodes,
-            defaults={"podMetadata": {"annotations": {RUN_FOR: "3s"}}},
-        )
+        load_then_models(cluster, namespace, tmp_path, "3s")
         run = trigger(cluster, namespace)
         wait_for(first.log, lambda log: STARTED_JOB in log, timeout=30, what="a first Job")
         second.start()
