@@ -18,7 +18,6 @@ import os
 import random
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import yaml
 from kubernetes import client
 
-from clusterkit import ROOT, RawWatch, api_client, kubectl
+from clusterkit import KASCADE, KUBECONFIG, ROOT, RawWatch, api_client, kubectl, push_project
 
 LAYERS, WIDTH = 10, 100
 TIMEOUT_SECONDS = 900
@@ -138,23 +137,8 @@ def main() -> None:
     kubectl("create", "namespace", namespace)
     workdir = Path(tempfile.mkdtemp())
     project(workdir / "project")
-    kascade = [sys.executable, "-m", "kascade"]
-    kubeconfig = ["--kubeconfig", str(ROOT / ".cluster/kubeconfig")]
-    subprocess.run(
-        [
-            *kascade,
-            "project",
-            "push",
-            str(workdir / "project"),
-            "--name",
-            "bench",
-            "-n",
-            namespace,
-            *kubeconfig,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    kubeconfig = ["--kubeconfig", str(KUBECONFIG)]
+    push_project(workdir / "project", "bench", namespace)
     flow = {
         "apiVersion": "kascade.io/v1alpha1",
         "kind": "Flow",
@@ -168,7 +152,7 @@ def main() -> None:
     kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(flow))
     log = open(workdir / "operator.log", "wb")  # noqa: SIM115
     operator = subprocess.Popen(
-        [*kascade, "operator", "-n", namespace, *kubeconfig, "--state-dir", str(workdir / "st")],
+        [*KASCADE, "operator", "-n", namespace, *kubeconfig, "--state-dir", str(workdir / "st")],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -177,7 +161,7 @@ def main() -> None:
     time.sleep(3)  # let the operator list and index the namespace before the run
     started = time.monotonic()
     run = subprocess.run(
-        [*kascade, "trigger", "bench", "-n", namespace, *kubeconfig],
+        [*KASCADE, "trigger", "bench", "-n", namespace, *kubeconfig],
         check=True,
         capture_output=True,
         text=True,

@@ -1,11 +1,12 @@
-"""What the cluster benchmarks share: kubectl on the local cluster, and a raw watch that
-hands each object to a callback as plain JSON (decoding into client models would cost the
-benchmark more CPU than what it measures)."""
+"""What the cluster benchmarks share: kubectl and `kascade` on the local cluster, and a raw
+watch that hands each object to a callback as plain JSON (decoding into client models would
+cost the benchmark more CPU than what it measures)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,19 @@ def kubectl(*args: str, stdin: str | None = None) -> str:
         text=True,
         check=True,
     ).stdout
+
+
+KASCADE = [sys.executable, "-m", "kascade"]
+
+
+def push_project(project: Path, name: str, namespace: str) -> None:
+    """`kascade project push`: the project into ConfigMap `name` of the namespace."""
+    subprocess.run(
+        [*KASCADE, "project", "push", str(project), "--name", name, "-n", namespace,
+         "--kubeconfig", str(KUBECONFIG)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
 
 
 def api_client() -> client.ApiClient:

@@ -17,7 +17,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from clusterkit import KUBECONFIG, ROOT, kubectl
+from clusterkit import KASCADE, KUBECONFIG, ROOT, kubectl, push_project
 
 REPEATS = 3
 PEERING = "kascade"
@@ -50,9 +49,7 @@ class Replica:
         self.log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in end()
         self.process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "kascade",
+                *KASCADE,
                 "operator",
                 "-n",
                 namespace,
@@ -131,11 +128,7 @@ def main() -> None:
             project = Path(tmp) / "project"
             (project / "scripts" / "step").mkdir(parents=True)
             (project / "scripts" / "step" / "__main__.py").write_text("print('step')\n")
-            subprocess.run(
-                [sys.executable, "-m", "kascade", "project", "push", str(project), "--name",
-                 "f-project", "-n", namespace, "--kubeconfig", str(KUBECONFIG)],
-                check=True, capture_output=True,
-            )  # fmt: skip
+            push_project(project, "f-project", namespace)
             peering = {
                 "apiVersion": "kopf.dev/v1",
                 "kind": "KopfPeering",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -22,7 +21,7 @@ from pathlib import Path
 import yaml
 from kubernetes import client
 
-from clusterkit import ROOT, RawWatch, api_client, kubectl
+from clusterkit import KASCADE, KUBECONFIG, ROOT, RawWatch, api_client, kubectl, push_project
 
 FLOWS = 200
 MINUTES = 5
@@ -55,23 +54,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp())
     (workdir / "project/scripts/step").mkdir(parents=True)
     (workdir / "project/scripts/step/__main__.py").write_text("print('step')\n")
-    kascade = [sys.executable, "-m", "kascade"]
-    kubeconfig = ["--kubeconfig", str(ROOT / ".cluster/kubeconfig")]
-    subprocess.run(
-        [
-            *kascade,
-            "project",
-            "push",
-            str(workdir / "project"),
-            "--name",
-            "p",
-            "-n",
-            namespace,
-            *kubeconfig,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    kubeconfig = ["--kubeconfig", str(KUBECONFIG)]
+    push_project(workdir / "project", "p", namespace)
     flows = [
         {
             "apiVersion": f"{GROUP}/{VERSION}",
@@ -92,7 +76,7 @@ def main() -> None:
     watcher.watch.start()
     log = open(workdir / "operator.log", "wb")  # noqa: SIM115
     operator = subprocess.Popen(
-        [*kascade, "operator", "-n", namespace, *kubeconfig, "--state-dir", str(workdir / "st")],
+        [*KASCADE, "operator", "-n", namespace, *kubeconfig, "--state-dir", str(workdir / "st")],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
