@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +14,33 @@ CLUSTER_DIR = ROOT / "hack" / "cluster"
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 
 
-def bin_dir() -> Path:
-    """Where hack/cluster/build.sh keeps the binaries of the pinned versions."""
+def _build_dir(flag: str) -> Path:
     out = subprocess.run(
-        [CLUSTER_DIR / "build.sh", "--print-bin-dir"], capture_output=True, text=True, check=True
+        [CLUSTER_DIR / "build.sh", flag], capture_output=True, text=True, check=True
     )
     return Path(out.stdout.strip())
+
+
+def bin_dir() -> Path:
+    """Where hack/cluster/build.sh keeps the binaries of the pinned versions."""
+    return _build_dir("--print-bin-dir")
+
+
+def crd_dir() -> Path:
+    """Where hack/cluster/build.sh keeps the prometheus-operator CRDs of the pinned version."""
+    return _build_dir("--print-crd-dir")
+
+
+def promtool() -> Path:
+    """promtool (Debian package `prometheus`, installed by `make tools`); its absence fails
+    the test with the reason."""
+    found = shutil.which("promtool")
+    if found is None:
+        raise AssertionError(
+            "promtool is not installed; metrics, alert rules and dashboard queries cannot be "
+            "checked without it (`make tools`: apt-get install prometheus)"
+        )
+    return Path(found)
 
 
 @dataclass

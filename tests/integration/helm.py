@@ -4,7 +4,6 @@ cluster, rendered manifests as Python objects, promtool, and service-account kub
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,29 +11,10 @@ from typing import Any
 
 import yaml
 
-from tests.integration.cluster import CLUSTER_DIR, ROOT, Cluster
+from tests.integration.cluster import ROOT, Cluster
 
 CHART = ROOT / "charts" / "kascade"
 PROMTOOL_DATA = Path(__file__).parent / "promtool"
-
-
-def crd_dir() -> Path:
-    """Where hack/cluster/build.sh keeps the prometheus-operator CRDs of the pinned version."""
-    out = subprocess.run(
-        [CLUSTER_DIR / "build.sh", "--print-crd-dir"], capture_output=True, text=True, check=True
-    )
-    return Path(out.stdout.strip())
-
-
-def promtool() -> Path:
-    """promtool (Debian package `prometheus`); its absence fails the test with the reason."""
-    found = shutil.which("promtool")
-    if found is None:
-        raise AssertionError(
-            "promtool is not installed; the alert rules and dashboard queries cannot be "
-            "checked without it (apt-get install prometheus)"
-        )
-    return Path(found)
 
 
 def run(args: list[str], timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess[str]:

@@ -19,16 +19,14 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kascade.operator.metrics import Metrics
-from tests.integration.cluster import Cluster, bin_dir
+from tests.integration.cluster import Cluster, bin_dir, crd_dir, promtool
 from tests.integration.helm import (
     CHART,
     PROMTOOL_DATA,
     Helm,
     container_args,
-    crd_dir,
     find,
     only,
-    promtool,
     run,
     service_account_kubeconfig,
 )

@@ -3,7 +3,6 @@ the values move as runs and tasks do, and promtool finds nothing to complain abo
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import urllib.request
@@ -12,7 +11,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from kascade import __version__
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import Cluster, promtool
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.test_operator import FAIL_LABEL, RUN_FOR, finish, setup_flow, trigger
 from tests.integration.test_schedules_and_reruns import offset_before_minute, scheduled
@@ -129,10 +128,8 @@ def test_metrics_follow_scheduled_and_failing_runs(
         assert total(after, "kascade_reconcile_errors_total") == 0
         assert total(after, "kascade_run_tasks", flow="f") == 0
 
-        promtool = shutil.which("promtool")
-        assert promtool, "promtool is missing: `make test` installs Debian's prometheus package"
         linted = subprocess.run(
-            [promtool, "check", "metrics"],
+            [promtool(), "check", "metrics"],
             input=scrape(port),
             capture_output=True,
             text=True,
