@@ -81,9 +81,10 @@ class Scheduler:
         while True:
             try:
                 with METRICS.reconcile("schedule"):
-                    wake_at = await self._tick(key)
-            except _FlowGone:
-                return
+                    try:
+                        wake_at = await self._tick(key)
+                    except _FlowGone:
+                        return  # the schedule's end, not a failed reconcile
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # one Flow must never stop the others
