@@ -44,9 +44,10 @@ demo-local: $(INSTALLED) ## the example flow without a cluster (kascade run --lo
 	$(BIN)/kascade tables --state-dir $(DEMO_STATE)
 
 .PHONY: lint
-lint: $(INSTALLED) ## ruff (lint and format check)
+lint: $(INSTALLED) ## ruff (lint and format check) and the layer contracts (import-linter)
 	$(BIN)/ruff check operator tests benchmarks
 	$(BIN)/ruff format --check operator tests benchmarks
+	$(BIN)/lint-imports --no-cache --no-logo
 
 .PHONY: typecheck
 typecheck: $(INSTALLED) ## mypy --strict on the package

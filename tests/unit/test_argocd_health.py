@@ -34,9 +34,10 @@ from kascade.operator.context import facts_of_run
 from kascade.operator.facts import rfc3339
 from kascade.operator.flows import FlowStatusWriter
 from kascade.operator.kube import Kube
-from kascade.operator.preparation import ProjectCache
+from kascade.host.records import RunRecord, sync_record, task_record
+from kascade.operator.projects import ProjectCache
 from kascade.operator.status import invalid_condition, run_status
-from kascade.runtime.archive import ARCHIVE_KEY, pack
+from kascade.contract.archive import ARCHIVE_KEY, pack
 from tests.unit.decisions import T0, Sim, plan_of, task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,22 +189,26 @@ SCHEDULED_RUN = scheduled_run_name(FLOW, int(T0.timestamp()))
 
 @dataclass
 class Recorded(Sim):
-    """A run driven by the decision function; keeps the phase history as the worker does."""
+    """A run driven by the decision function; keeps its record as the host loop does."""
 
-    history: list[dict[str, Any]] = field(default_factory=list)
+    record: RunRecord | None = None
+    seen: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.record = RunRecord(
+            id=SCHEDULED_RUN,
+            flow=FLOW,
+            created_at=self.now,
+            tasks=[task_record(t, {}) for t in (*self.plan.tasks, *self.plan.hooks)],
+        )
 
     def step(self) -> list[Action]:
+        assert self.record is not None
         actions = self.decide()
-        self.history += [
-            {
-                "phase": a.phase.value,
-                "time": self.now.isoformat(),
-                "reason": a.reason,
-                "message": a.message,
-            }
-            for a in actions
-            if isinstance(a, SetRunPhase)
-        ]
+        assert self.state is not None
+        changes = [a for a in actions if isinstance(a, SetRunPhase)]
+        sync_record(self.record, self.state, self.now, changes, self.seen, set())
         return actions
 
 
@@ -227,7 +232,8 @@ def run_object(
     }
     if sim is not None:
         assert sim.state is not None
-        written = run_status(sim.state, sim.plan, sim.history, {}, {}, conditions, sim.now)
+        assert sim.record is not None
+        written = run_status(sim.record, None, conditions, sim.now)
         body["status"] = RunStatus.model_validate(written)
     return Run.model_validate(body).model_dump(mode="json", by_alias=True, exclude_none=True)
 

@@ -22,7 +22,9 @@ from pathlib import Path
 import click
 import pytest
 
+from kascade.api import TaskType
 from kascade.cli.main import cli
+from kascade.engine.launch import Launch
 from kascade.operator import jobs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -598,7 +600,7 @@ def operator_problems(df: Dockerfile) -> list[str]:
 
 def job_argv(df: Dockerfile) -> list[str]:
     """What the container of an operator-made Job runs with this image."""
-    launch = jobs.Launch(
+    attempt = jobs.ClusterAttempt(
         namespace="data",
         run="daily-1",
         flow="daily",
@@ -606,12 +608,12 @@ def job_argv(df: Dockerfile) -> list[str]:
         task_uid="uid-1",
         task_id="stg_orders",
         attempt=1,
-        kind="model",
-        target="stg_orders",
         job="daily-1-stg-orders-1",
-        args=["--full-refresh"],
     )
-    body = jobs.job_body(launch, "runtime:test")
+    launch = Launch(
+        task="stg_orders", attempt=1, kind=TaskType.MODEL, target="stg_orders", args=("--x",)
+    )
+    body = jobs.job_body(attempt, launch, "runtime:test")
     container = body["spec"]["template"]["spec"]["containers"][0]
     entrypoints, cmds = df.final.all("ENTRYPOINT"), df.final.all("CMD")
     entrypoint = (entrypoints[-1].exec_form() or []) if entrypoints else []

@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kascade.api import RunPhase, TaskPhase
+from kascade.api import RunPhase, TaskPhase, TaskType
 from kascade.api.flow import TaskSettings
-from kascade.engine.admission import QueuedRun, admit
+from kascade.engine.attempts import Progress
+from kascade.engine.launch import RunIdentity, merged_settings
+from kascade.engine.launch import launch as engine_launch
+from kascade.engine.plan import PlannedTask
 from kascade.engine.naming import (
     child_run_name,
     dns_name,
@@ -18,15 +21,14 @@ from kascade.engine.naming import (
     scheduled_run_name,
     task_object_name,
 )
-from kascade.engine.runstate import AttemptState, RunState, TaskState
+from kascade.host.records import AttemptRecord, RunRecord, task_record
 from kascade.operator.executors import RunFacts
-from kascade.operator.facts import Progress, job_facts, job_outcome, pod_facts
+from kascade.operator.facts import job_facts, job_outcome, pod_facts
 from kascade.operator.flows import runs_summary
-from kascade.operator.jobs import Launch, job_body
-from kascade.operator.preparation import merged_settings
-from kascade.operator.status import run_status, task_status
-from kascade.operator.taskobjects import AttemptInfo
-from tests.unit.decisions import plan_of, task
+from kascade.operator.jobs import ClusterAttempt, job_body
+from kascade.operator.status import run_status
+from kascade.operator.taskobjects import task_status
+from tests.unit.decisions import task
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -66,32 +68,7 @@ def test_other_names():
     assert label_value("shop-daily") == "shop-daily"
 
 
-def queued(key, flow, minutes):
-    return QueuedRun(key, flow, T0 + timedelta(minutes=minutes))
-
-
-@pytest.mark.parametrize(
-    ("runs", "active", "limit", "per_flow", "expected"),
-    [
-        ([queued("a", "f", 1), queued("b", "f", 2)], {}, None, {}, {"a", "b"}),
-        ([queued("a", "f", 1), queued("b", "f", 2)], {}, 1, {}, {"a"}),
-        ([queued("b", "f", 2), queued("a", "f", 1)], {"f": 1}, 2, {}, {"a"}),
-        ([queued("a", "f", 1), queued("b", "g", 2)], {"f": 1}, None, {"f": 1}, {"b"}),
-        (
-            [queued("a", "f", 1), queued("b", "f", 2), queued("c", "g", 3)],
-            {},
-            None,
-            {"f": 1, "g": None},
-            {"a", "c"},
-        ),
-        ([queued("a", "f", 1)], {"g": 3}, 3, {}, set()),
-    ],
-)
-def test_admission_is_oldest_first_within_limits(runs, active, limit, per_flow, expected):
-    assert admit(runs, active, limit, per_flow) == expected
-
-
-def launch(**changes):
+def attempt(**changes):
     base = {
         "namespace": "ns",
         "run": "r",
@@ -100,23 +77,28 @@ def launch(**changes):
         "task_uid": "uid-1",
         "task_id": "load",
         "attempt": 2,
-        "kind": "script",
-        "target": "load_raw",
         "job": "r-load-2",
-        "args": ["--day", "2026-11-01"],
-        "env": [{"name": "A", "value": "1"}],
-        "spec": {
-            "timeoutSeconds": 60,
-            "podMetadata": {"labels": {"team": "data"}, "annotations": {"x": "y"}},
-        },
         "project_config_map": "shop-project",
-        "warehouse": "duckdb:///w.duckdb",
     }
-    return Launch(**{**base, **changes})
+    return ClusterAttempt(**{**base, **changes})
+
+
+def launch(settings=None, env=None, warehouse="duckdb:///w.duckdb"):
+    planned = PlannedTask(
+        id="load", node="load", type=TaskType.SCRIPT, target="load_raw", timeout_seconds=60
+    )
+    given = {
+        "args": ["--day", "{{ params.day }}"],
+        "env": env if env is not None else [{"name": "A", "value": "1"}],
+        "podMetadata": {"labels": {"team": "data"}, "annotations": {"x": "y"}},
+        **(settings or {}),
+    }
+    run = RunIdentity("r", "f", "MANUAL", None, T0)
+    return engine_launch(planned, given, 2, run, {"day": "2026-11-01"}, {}, warehouse)
 
 
 def test_job_manifest_runs_the_task_restricted_and_owned_by_its_task():
-    job = job_body(launch(), "img:1")
+    job = job_body(attempt(), launch(), "img:1")
     assert job["metadata"]["name"] == "r-load-2"
     assert job["metadata"]["ownerReferences"][0]["kind"] == "Task"
     assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
@@ -149,8 +131,9 @@ def test_job_manifest_runs_the_task_restricted_and_owned_by_its_task():
 
 def test_a_flow_can_override_image_security_and_warehouse():
     job = job_body(
+        attempt(),
         launch(
-            spec={"image": "mine:2", "securityContext": {"runAsUser": 0}},
+            settings={"image": "mine:2", "securityContext": {"runAsUser": 0}},
             env=[{"name": "KASCADE_WAREHOUSE", "value": "postgres://x"}],
         ),
         "img:1",
@@ -219,16 +202,25 @@ def test_outcomes_of_jobs():
     assert late.reason == "DeadlineExceeded"
 
 
-def test_task_status_lists_attempts_and_joins_the_failure_message():
-    state = TaskState(
-        TaskPhase.FAILED,
-        (AttemptState(1, T0, T0 + timedelta(seconds=4), 1, "Error"),),
-        reason="Error",
-        message="attempt 1 failed (exit code 1)",
-    )
-    status = task_status(state, [AttemptInfo(1, "j-1", message="boom")], {})
+def test_task_status_lists_attempts_and_is_written_whole():
+    record = task_record(task("t"), {})
+    record.phase, record.reason = TaskPhase.FAILED, "Error"
+    record.message = "attempt 1 failed (exit code 1): boom"
+    record.attempts = [
+        AttemptRecord(
+            number=1,
+            start_time=T0,
+            end_time=T0 + timedelta(seconds=4),
+            exit_code=1,
+            reason="Error",
+            message="boom",
+            job="j-1",
+        )
+    ]
+    status = task_status(record)
     assert status["phase"] == "FAILED"
     assert status["message"] == "attempt 1 failed (exit code 1): boom"
+    assert status["outputs"] is None and status["nextRetryTime"] is None
     assert status["attemptCount"] == 1
     assert status["attempts"][0] == {
         "number": 1,
@@ -243,21 +235,24 @@ def test_task_status_lists_attempts_and_joins_the_failure_message():
 
 
 def test_run_status_counts_tasks_not_detail():
-    plan = plan_of(task("a"), task("b", "a"), task("h", hook="onFailure"))
-    state = RunState(
+    tasks = [task_record(t, {}) for t in (task("a"), task("b", "a"), task("h", hook="onFailure"))]
+    tasks[0].phase, tasks[1].phase = TaskPhase.SUCCEEDED, TaskPhase.RUNNING
+    record = RunRecord(
+        id="r",
+        flow="f",
+        created_at=T0,
         phase=RunPhase.RUNNING,
         started_at=T0,
-        tasks={
-            "a": TaskState(TaskPhase.SUCCEEDED),
-            "b": TaskState(TaskPhase.RUNNING),
-            "h": TaskState(TaskPhase.PENDING),
-        },
+        parameters={"x": 1},
+        max_parallel_tasks=2,
+        tasks=tasks,
     )
-    status = run_status(
-        state, plan, [], {"x": 1}, {"maxParallelTasks": 2}, None, T0 + timedelta(seconds=5)
-    )
+    status = run_status(record, None, None, T0 + timedelta(seconds=5))
     assert status["progress"] == "1/2"
-    assert status["taskCounts"] == {"RUNNING": 1, "SUCCEEDED": 1}
+    assert {k: v for k, v in status["taskCounts"].items() if v} == {"RUNNING": 1, "SUCCEEDED": 1}
+    assert sum(status["taskCounts"].values()) == status["totalTasks"] == 2
+    assert status["taskCounts"]["FAILED"] == 0  # written, so a merge patch clears it
+    assert status["settings"]["maxParallelTasks"] == 2
     assert status["duration"] is None
     assert "tasks" not in status
 

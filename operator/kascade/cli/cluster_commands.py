@@ -3,7 +3,6 @@ abort, read logs; and `task exec`, the entrypoint of the runtime image."""
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -26,14 +25,22 @@ from kascade.cli.cluster import (
 )
 from kascade.cli.console import console_for
 from kascade.cli.progress import PHASE_STYLE
+from kascade.contract.archive import digest, pack, project_files
 from kascade.engine.naming import dns_name
 from kascade.engine.parameters import parse_assignments
+from kascade.engine.reruns import check_rerun_task, check_rerunnable
 from kascade.engine.statemachine import run_is_terminal
-from kascade.operator.config import DEFAULT_IMAGE, EXECUTORS, OperatorConfig
-from kascade.operator.labels import API_VERSION, GROUP, JOB_NAME, MANAGED_BY, MANAGER, VERSION
+from kascade.operator.config import (
+    DEFAULT_IMAGE,
+    EXECUTORS,
+    OperatorConfig,
+    default_operator_warehouse,
+)
+from kascade.operator.executors import local_attempt_log
+from kascade.operator.labels import API_VERSION, GROUP, JOB_NAME, VERSION
 from kascade.operator.metrics import parse_address
+from kascade.operator.projects import project_config_map
 from kascade.operator.reruns import rerun_body
-from kascade.runtime.archive import ARCHIVE_KEY, digest, pack, project_files
 
 FOLLOW_INTERVAL_SECONDS = 0.5
 PRIORITY_CEILING = 10**17  # above any start time in microseconds for millennia
@@ -136,7 +143,7 @@ def operator(
         namespaces=namespaces,
         executor=executor,
         image=image,
-        warehouse=warehouse,
+        warehouse=warehouse or default_operator_warehouse(executor, state_dir),
         state_dir=state_dir.absolute(),
         max_active_runs=max_active_runs,
         clock_offset_seconds=clock_offset,
@@ -188,16 +195,7 @@ def push(directory: Path, name: str, namespace: str | None, kubeconfig: str | No
         raise ClusterError(f"project directory {directory} does not exist")
     packed = pack(directory)
     cluster = connect(kubeconfig, namespace)
-    body: Any = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "labels": {MANAGED_BY: MANAGER, "app.kubernetes.io/component": "project"},
-            "annotations": {"kascade.io/project-digest": digest(packed)},
-        },
-        "binaryData": {ARCHIVE_KEY: base64.b64encode(packed).decode("ascii")},
-    }
+    body: Any = project_config_map(name, packed)
     try:
         cluster.core.replace_namespaced_config_map(name, cluster.namespace, body)
     except ApiException as err:
@@ -334,16 +332,9 @@ def cluster_rerun(
     cluster = connect(kubeconfig, namespace)
     original = cluster.get("runs", run)
     phase = (original.get("status") or {}).get("phase")
-    if not phase or not run_is_terminal(RunPhase(phase)):
-        raise ClusterError(
-            f"run `{run}` is {phase or 'not started'}; only a finished run can "
-            "be rerun (abort it first)"
-        )
-    task_ids = {t["spec"]["id"] for t in cluster.run_tasks(run)}
-    if task is not None and task not in task_ids:
-        raise ClusterError(
-            f"run `{run}` has no task `{task}` (tasks: {', '.join(sorted(task_ids))})"
-        )
+    check_rerunnable(run, RunPhase(phase) if phase else None)
+    if kind == RunType.RERUN_TASK:
+        check_rerun_task(run, task, [t["spec"]["id"] for t in cluster.run_tasks(run)])
     body = rerun_body(original, "", kind, task, downstream)
     body["metadata"] = {"generateName": f"{dns_name(run, 40)}-rerun-"}
     start_run(cluster, body, wait)
@@ -414,7 +405,7 @@ def _attempt_log(
                     return str(text)
         except ApiException:
             pass
-    local = state_dir / "attempts" / cluster.namespace / run / f"{task_id}.{attempt['number']}.log"
+    local = local_attempt_log(state_dir, cluster.namespace, run, task_id, int(attempt["number"]))
     if local.is_file():
         return str(local.read_text(encoding="utf-8", errors="replace"))
     return "(no log: the pod is gone and no local log exists)\n"

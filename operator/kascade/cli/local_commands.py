@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -13,15 +14,16 @@ from rich.table import Table
 from kascade.api import RunPhase, RunType
 from kascade.cli.cluster import kubeconfig_option, namespace_option
 from kascade.cli.cluster_commands import cluster_rerun
-from kascade.cli.console import console_for
+from kascade.cli.console import console_for, stderr
 from kascade.cli.loading import project_dir
 from kascade.cli.progress import PHASE_STYLE, LineReporter, LiveReporter, elapsed, format_seconds
 from kascade.engine.manifests import load_flow
 from kascade.engine.parameters import parse_assignments
+from kascade.engine.progress import progress
+from kascade.host.records import RunRecord
 from kascade.local.preparation import absolute_warehouse, default_warehouse, new_rerun, new_run
-from kascade.local.records import RunRecord
-from kascade.local.runner import LocalRunner
-from kascade.local.store import RunStore
+from kascade.local.runner import run_local
+from kascade.local.store import RunLock, StateDir
 from kascade.runtime.warehouse import open_warehouse
 
 DEFAULT_STATE_DIR = ".kascade"
@@ -51,9 +53,18 @@ def _require_local(local: bool, command: str) -> None:
         )
 
 
-def _execute(record: RunRecord, store: RunStore, output: str | None) -> None:
-    """Run a prepared record to its end, show it, exit 0 iff it SUCCEEDED."""
-    store.save(record)
+def _state_dir(path: Path) -> StateDir:
+    """A usable state dir, its runs whose runner died ended first (RunnerLost)."""
+    state = StateDir(path)
+    state.ensure_writable()
+    for lost in state.recover(datetime.now(UTC)):
+        stderr.print(f"run {lost.id}: {lost.message}", markup=False, highlight=False)
+    return state
+
+
+def _execute(record: RunRecord, state: StateDir, lock: RunLock, output: str | None) -> None:
+    """Run a stored record to its end, show it; exit 0 iff it SUCCEEDED (130 or 143 when
+    Ctrl-C or SIGTERM aborted it)."""
     stream = sys.stderr if output == "json" else sys.stdout
     reporter: LineReporter | LiveReporter
     if stream.isatty():
@@ -61,13 +72,16 @@ def _execute(record: RunRecord, store: RunStore, output: str | None) -> None:
     else:
         reporter = LineReporter(stream)
     try:
-        final = LocalRunner(record, store, reporter).run()
+        finished = run_local(record, state, reporter, lock)
     finally:
         reporter.close()
+    final = finished.record
     if output == "json":
         click.echo(json.dumps(final.to_json(), indent=2))
     else:
         _summary(final, console_for(stream))
+    if finished.signal is not None:
+        raise SystemExit(128 + int(finished.signal))
     raise SystemExit(0 if final.phase == RunPhase.SUCCEEDED else 1)
 
 
@@ -125,15 +139,14 @@ def run(
     """Run a flow: the same engine and state machine as the operator, tasks as local
     processes. Exit 0 iff the run SUCCEEDED."""
     _require_local(local, "run")
-    store = RunStore(state_dir)
-    store.ensure_writable()
+    state = _state_dir(state_dir)
     loaded = load_flow(flow)
     if warehouse:
         absolute_warehouse(warehouse)
     record = new_run(
-        loaded, flow, project_dir(flow, project), parse_assignments(params), store, warehouse
+        loaded, flow, project_dir(flow, project), parse_assignments(params), state, warehouse
     )
-    _execute(record, store, output)
+    _execute(record, state, state.create(record), output)
 
 
 @click.command()
@@ -173,13 +186,12 @@ def rerun(
     if not local:
         cluster_rerun(run_id, kind, task, downstream, wait, namespace, kubeconfig)
         return
-    store = RunStore(state_dir)
-    store.ensure_writable()
-    original = store.load(run_id)
-    record = new_rerun(original, kind, store, task, downstream)
-    original.reruns.append(record.id)
-    store.save(original)
-    _execute(record, store, output)
+    state = _state_dir(state_dir)
+    original = state.load(run_id)
+    record = new_rerun(original, kind, state, task, downstream)
+    lock = state.create(record)
+    state.add_rerun(original.id, record.id)
+    _execute(record, state, lock, output)
 
 
 @click.command()
@@ -189,7 +201,7 @@ def rerun(
 def runs(local: bool, state_dir: Path, output: str | None) -> None:
     """List past local runs, oldest first."""
     _require_local(local, "runs")
-    records = RunStore(state_dir).list()
+    records = _state_dir(state_dir).records()
     if output == "json":
         click.echo(json.dumps([_brief(r) for r in records], indent=2))
         return
@@ -217,14 +229,12 @@ def runs(local: bool, state_dir: Path, output: str | None) -> None:
 
 
 def _brief(record: RunRecord) -> dict[str, str | None]:
-    main = [t for t in record.tasks if t.hook is None]
-    done = sum(t.phase.value in ("SUCCEEDED", "REUSED", "SKIPPED") for t in main)
     return {
         "id": record.id,
         "flow": record.flow,
         "type": record.type.value,
         "phase": record.phase.value if record.phase else None,
-        "tasks": f"{done}/{len(main)}",
+        "tasks": progress(t.phase for t in record.main_tasks),
         "rerunOf": record.rerun_of,
     }
 
@@ -234,7 +244,7 @@ def _brief(record: RunRecord) -> dict[str, str | None]:
 @state_dir_option
 def tables(warehouse: str | None, state_dir: Path) -> None:
     """List the tables and views of a warehouse with their row counts."""
-    url = absolute_warehouse(warehouse) if warehouse else default_warehouse(RunStore(state_dir))
+    url = absolute_warehouse(warehouse) if warehouse else default_warehouse(StateDir(state_dir))
     opened = open_warehouse(url)
     try:
         table = Table(show_edge=False, pad_edge=False, title=url)

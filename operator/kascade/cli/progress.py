@@ -12,8 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from kascade.local.records import RunRecord
-from kascade.local.runner import Change
+from kascade.host.records import Changes, RunRecord
 
 PHASE_STYLE = {
     "SUCCEEDED": "green",
@@ -56,12 +55,20 @@ class LineReporter:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
 
-    def changed(self, record: RunRecord, changes: list[Change]) -> None:
-        for change in changes:
-            stamp = change.time.astimezone().strftime("%H:%M:%S")
-            subject = f"task {change.task}" if change.task else f"run {record.id}"
-            detail = f"  {change.message}" if change.message else ""
-            print(f"{stamp} {subject} {change.phase}{detail}", file=self.stream, flush=True)
+    def changed(self, record: RunRecord, changes: Changes) -> None:
+        stamp = changes.time.astimezone().strftime("%H:%M:%S")
+        lines = [
+            f"task {change.task} {change.phase.value}"
+            + (f"  {change.message}" if change.message else "")
+            for change in changes.tasks
+        ]
+        lines += [
+            f"run {record.id} {change.phase.value}"
+            + (f"  {change.message}" if change.message else "")
+            for change in changes.run
+        ]
+        for line in lines:
+            print(f"{stamp} {line}", file=self.stream, flush=True)
 
     def tick(self, record: RunRecord) -> None:
         """Plain output has nothing to refresh."""
@@ -80,13 +87,14 @@ class LiveReporter:
         self.live.start()
         self._last = 0.0
 
-    def changed(self, record: RunRecord, changes: list[Change]) -> None:
-        for change in changes:
-            if change.task and change.phase in _FAILURES:
-                style = PHASE_STYLE.get(change.phase, "")
+    def changed(self, record: RunRecord, changes: Changes) -> None:
+        for change in changes.tasks:
+            phase = change.phase.value
+            if phase in _FAILURES:
+                style = PHASE_STYLE.get(phase, "")
                 self.console.print(
                     Text.assemble(
-                        (f"{change.phase:<15}", style), f" {change.task}  {change.message}"
+                        (f"{phase:<15}", style), f" {change.task}  {change.message or ''}"
                     )
                 )
         self._draw(record)

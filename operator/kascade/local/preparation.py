@@ -2,38 +2,34 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kascade.api import Flow, RunType, TaskPhase
+from kascade.contract.warehouse import absolute_url
+from kascade.engine.launch import task_settings
 from kascade.engine.parameters import ParameterError, resolve_parameters
-from kascade.engine.plan import Plan, build_plan
+from kascade.engine.plan import build_plan
 from kascade.engine.project import load_project
-from kascade.engine.reruns import reused_tasks
+from kascade.engine.reruns import check_rerun_task, check_rerunnable, reuse, reused_tasks
 from kascade.engine.templating import run_context
-from kascade.local.records import RunRecord, TaskRecord, plan_of, task_record
-from kascade.local.store import RunStore
-from kascade.runtime.warehouse import check_url
+from kascade.host.records import RunRecord, TaskRecord, plan_of, task_record, unstarted
+from kascade.local.store import StateDir
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 
 
-def default_warehouse(store: RunStore) -> str:
+def default_warehouse(state: StateDir) -> str:
     """The embedded warehouse of a state dir: duckdb:///<state-dir>/warehouse.duckdb."""
-    return "duckdb:///" + str(store.state_dir / WAREHOUSE_FILE)
+    return "duckdb:///" + str(state.state_dir / WAREHOUSE_FILE)
 
 
 def absolute_warehouse(url: str) -> str:
     """A warehouse URL with a relative DuckDB path made absolute (tasks run in the
     project folder, not where the user typed the command)."""
-    check_url(url)
-    prefix = "duckdb:///"
-    if url.startswith(prefix) and not url[len(prefix) :].startswith(("/", ":memory:")):
-        return prefix + os.path.abspath(url[len(prefix) :])
-    return url
+    return absolute_url(url)
 
 
 def new_run(
@@ -41,17 +37,15 @@ def new_run(
     flow_file: Path | None,
     project_dir: Path,
     given: Mapping[str, Any],
-    store: RunStore,
+    state: StateDir,
     warehouse: str | None = None,
     now: datetime | None = None,
 ) -> RunRecord:
     """A MANUAL run of a flow; invalid parameters make a run that fails before any task."""
-    project = load_project(project_dir)
-    plan = build_plan(flow, project)
+    plan = build_plan(flow, load_project(project_dir))
     created = now or datetime.now(UTC)
     name = flow.metadata.name or "flow"
-    run_id = store.new_id(name, created)
-    url = absolute_warehouse(warehouse) if warehouse else default_warehouse(store)
+    run_id = state.new_id(name, created)
     context = run_context(
         name=run_id, flow=name, run_type=RunType.MANUAL.value, scheduled_time=None, created=created
     )
@@ -66,46 +60,37 @@ def new_run(
         flow=name,
         flow_file=str(flow_file.resolve()) if flow_file else None,
         project=str(project_dir.resolve()),
-        warehouse=url,
+        warehouse=absolute_warehouse(warehouse) if warehouse else default_warehouse(state),
         parameters=parameters,
+        max_parallel_tasks=flow.spec.max_parallel_tasks,
+        fail_fast=flow.spec.fail_fast,
+        timeout_seconds=flow.spec.timeout_seconds,
         start_error=start_error,
         created_at=created,
-        flow_spec=flow.spec.to_wire(),
-        tasks=_tasks(plan),
+        tasks=[task_record(t, task_settings(flow.spec, t)) for t in (*plan.tasks, *plan.hooks)],
     )
-
-
-def _tasks(plan: Plan) -> list[TaskRecord]:
-    return [task_record(task) for task in (*plan.tasks, *plan.hooks)]
 
 
 def new_rerun(
     original: RunRecord,
     kind: RunType,
-    store: RunStore,
+    state: StateDir,
     task: str | None = None,
     downstream: bool = False,
     now: datetime | None = None,
 ) -> RunRecord:
     """A rerun: the original's tasks, parameters and flow settings, the project's current
-    code; tasks it reuses carry their original outputs and are not executed."""
+    code; tasks it reuses carry their original outputs and are not executed. Only a
+    finished run can be rerun (the same rule as on a cluster)."""
+    check_rerunnable(original.id, original.phase)
+    if kind == RunType.RERUN_TASK:
+        check_rerun_task(original.id, task, [t.id for t in original.main_tasks])
     plan = plan_of(original)
-    phases = {t.id: t.phase for t in original.tasks}
-    reused = reused_tasks(plan, phases, kind, task, downstream)
+    reused = reused_tasks(plan, {t.id: t.phase for t in original.tasks}, kind, task, downstream)
     created = now or datetime.now(UTC)
-    tasks = []
-    for planned in (*plan.tasks, *plan.hooks):
-        before = original.task(planned.id)
-        if planned.id in reused:
-            record = task_record(planned, TaskPhase.REUSED)
-            record.outputs = dict(before.outputs)
-            record.reused_from = before.reused_from or original.id
-            record.reason, record.message = "Reused", f"result of run {original.id}"
-        else:
-            record = task_record(planned)
-        tasks.append(record)
+    tasks = [_fresh(before, before.id in reused, original.id) for before in original.tasks]
     return RunRecord(
-        id=store.new_id(original.flow, created),
+        id=state.new_id(original.flow, created),
         flow=original.flow,
         flow_file=original.flow_file,
         project=original.project,
@@ -115,8 +100,22 @@ def new_rerun(
         rerun_task=task if kind == RunType.RERUN_TASK else None,
         downstream=downstream,
         parameters=dict(original.parameters),
+        max_parallel_tasks=original.max_parallel_tasks,
+        fail_fast=original.fail_fast,
+        timeout_seconds=original.timeout_seconds,
         created_at=created,
         scheduled_time=original.scheduled_time,
-        flow_spec=dict(original.flow_spec),
         tasks=tasks,
     )
+
+
+def _fresh(before: TaskRecord, reused: bool, original: str) -> TaskRecord:
+    """A task of a rerun: the original's plan entry and settings, and for a reused task
+    its outputs and where they were made."""
+    task = unstarted(before)
+    if reused:
+        taken = reuse(original, before.reused_from)
+        task.phase = TaskPhase.REUSED
+        task.outputs = dict(before.outputs)
+        task.reused_from, task.reason, task.message = taken.reused_from, taken.reason, taken.message
+    return task

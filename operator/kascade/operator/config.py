@@ -28,3 +28,11 @@ class OperatorConfig:
     metrics_address: str | None = None
     peering: str | None = None
     peering_lifetime_seconds: int = 60
+
+
+def default_operator_warehouse(executor: str, state_dir: Path) -> str | None:
+    """The warehouse tasks get when the operator is given none: the local executor's
+    embedded DuckDB file in its state dir; Jobs get none (their image decides)."""
+    if executor != "local":
+        return None
+    return "duckdb:///" + str((state_dir / "warehouse.duckdb").absolute())

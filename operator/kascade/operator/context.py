@@ -1,5 +1,6 @@
 """What every part of the operator shares: configuration, the API, executors, indexes,
-and the workers of active runs (with admission of queued runs between them)."""
+and the runs being worked on (with admission of queued runs between them: the engine's
+`admission` decides, this module carries it out)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kascade.api import ConcurrencyPolicy, RunPhase
-from kascade.engine.admission import QueuedRun, admit
+from kascade.engine.admission import ActiveRun, FlowLimits, QueuedRun, admission
 from kascade.engine.naming import label_value
 from kascade.operator.config import OperatorConfig
 from kascade.operator.executors import ChildRunExecutor, Executor, RunFacts
 from kascade.operator.kube import Kube
-from kascade.operator.preparation import ProjectCache
-from kascade.operator.worker import RunWorker
+from kascade.operator.projects import ProjectCache
+from kascade.operator.runs import ClusterRun
 
 log = logging.getLogger("kascade.operator")
 ACTIVE = frozenset({RunPhase.RUNNING, RunPhase.SUCCEEDING, RunPhase.FAILING, RunPhase.ABORTING})
@@ -33,10 +34,16 @@ class FlowFacts:
     config_map: str | None
     policy: str | None
 
+    @property
+    def limits(self) -> FlowLimits:
+        """The Flow's limits on active runs, for admission."""
+        policy = ConcurrencyPolicy(self.policy) if self.policy else None
+        return FlowLimits(self.max_active_runs, policy)
+
 
 @dataclass
 class Operations:
-    """Shared by handlers and workers of one operator process."""
+    """Shared by handlers and runs of one operator process."""
 
     config: OperatorConfig
     kube: Kube
@@ -45,7 +52,7 @@ class Operations:
     children: ChildRunExecutor
     runs: Callable[[tuple[str, str]], Iterable[RunFacts]]
     flow_facts: Callable[[str, str], FlowFacts | None]
-    workers: dict[tuple[str, str], RunWorker] = field(default_factory=dict)
+    workers: dict[tuple[str, str], ClusterRun] = field(default_factory=dict)
     tasks: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
     replacing: set[str] = field(default_factory=set)
 
@@ -54,120 +61,94 @@ class Operations:
         return datetime.now(UTC) + timedelta(seconds=self.config.clock_offset_seconds)
 
     def ensure_worker(self, namespace: str, name: str, phase: RunPhase | None) -> None:
-        """Start the worker of a non-terminal run unless it runs already."""
+        """Start working on a non-terminal run unless that happens already."""
         key = (namespace, name)
         if key in self.tasks and not self.tasks[key].done():
             self.workers[key].wake()
             return
-        worker = RunWorker(self, namespace, name, phase)
-        self.workers[key] = worker
-        task = asyncio.get_running_loop().create_task(worker.run(), name=f"run {namespace}/{name}")
+        run = ClusterRun(self, namespace, name, phase)
+        self.workers[key] = run
+        task = asyncio.get_running_loop().create_task(run.run(), name=f"run {namespace}/{name}")
         self.tasks[key] = task
-        task.add_done_callback(lambda _: self._finished(key, worker))
+        task.add_done_callback(lambda _: self._finished(key, run))
 
-    def _finished(self, key: tuple[str, str], worker: RunWorker) -> None:
-        if self.workers.get(key) is worker:
+    def _finished(self, key: tuple[str, str], run: ClusterRun) -> None:
+        if self.workers.get(key) is run:
             del self.workers[key]
             self.tasks.pop(key, None)
         self._wake_waiting()
 
     def stop_worker(self, namespace: str, name: str) -> None:
-        """The run is gone: stop its worker (and its local processes; Jobs go with the
-        Run through garbage collection)."""
+        """The run is gone: stop working on it (and its local processes; Jobs go with
+        the Run through garbage collection)."""
         task = self.tasks.get((namespace, name))
         if task is not None:
             task.cancel()
-        stop_run = getattr(self.executor, "stop_all", None)
+        stop_run = getattr(self.executor, "stop_run", None)
         if stop_run is not None:
-            stop_run((namespace, name))
+            stop_run(namespace, name)
 
     def wake(self, namespace: str, name: str) -> None:
-        """Wake the worker of a run, if it has one."""
-        worker = self.workers.get((namespace, name))
-        if worker is not None:
-            worker.wake()
+        """Wake a run, if it is worked on."""
+        run = self.workers.get((namespace, name))
+        if run is not None:
+            run.wake()
 
     def wake_by_label(self, namespace: str, run_label: str) -> None:
-        """Wake the worker of a run known by its label value (Jobs and pods carry it)."""
-        for (worker_namespace, name), worker in self.workers.items():
-            if worker_namespace == namespace and label_value(name) == run_label:
-                worker.wake()
+        """Wake a run known by its label value (Jobs and pods carry it)."""
+        for (run_namespace, name), run in self.workers.items():
+            if run_namespace == namespace and label_value(name) == run_label:
+                run.wake()
 
     def run_facts(self, namespace: str, flow: str, name: str) -> RunFacts | None:
         """What the runs index says of one run."""
         return next((r for r in self.runs((namespace, flow)) if r.name == name), None)
 
-    def flow_limit(self, namespace: str, flow: str) -> int | None:
-        """Most active runs a flow may have: maxActiveRuns, and 1 under a Forbid or
-        Replace concurrency policy (which manual runs obey too)."""
+    def flow_limits(self, namespace: str, flow: str) -> FlowLimits:
+        """A Flow's limits on active runs (none when the Flow is unknown)."""
         facts = self.flow_facts(namespace, flow)
-        if facts is None:
-            return None
-        limit = facts.max_active_runs
-        if facts.policy in (ConcurrencyPolicy.FORBID.value, ConcurrencyPolicy.REPLACE.value):
-            limit = 1 if limit is None else min(limit, 1)
-        return limit
+        return facts.limits if facts is not None else FlowLimits()
 
-    def admitted(self, candidate: RunWorker) -> bool:
-        """Whether a waiting run may start now (operator-wide and per-flow limits, oldest
-        first). Under Replace, the newest waiting run of a flow asks its active runs to
-        abort and starts once they ended."""
-        if self.config.max_active_runs is None and (
-            self.flow_limit(candidate.namespace, candidate.flow) is None
+    def admitted(self, candidate: ClusterRun) -> bool:
+        """Whether a waiting run may start now (the engine's admission over every run
+        this operator works on); aborts the runs a Replace policy replaces."""
+        if (
+            self.config.max_active_runs is None
+            and self.flow_limits(candidate.namespace, candidate.flow).limit is None
         ):
             return True
-        active: dict[str, list[RunWorker]] = {}
+        active: list[ActiveRun] = []
         queued: list[QueuedRun] = []
-        limits: dict[str, int | None] = {}
-        for worker in self.workers.values():
-            flow_key = f"{worker.namespace}/{worker.flow}"
-            limits[flow_key] = self.flow_limit(worker.namespace, worker.flow)
-            if worker.phase in ACTIVE:
-                active.setdefault(flow_key, []).append(worker)
-            elif worker.phase in QUEUEING and worker.flow:
-                queued.append(
-                    QueuedRun(f"{worker.namespace}/{worker.name}", flow_key, worker.created)
-                )
-        counts = {key: len(workers) for key, workers in active.items()}
-        chosen = admit(queued, counts, self.config.max_active_runs, limits)
-        key = f"{candidate.namespace}/{candidate.name}"
-        if key not in chosen:
-            self._replace(
-                candidate, active.get(f"{candidate.namespace}/{candidate.flow}", []), queued
-            )
-        return key in chosen
-
-    def _replace(
-        self, candidate: RunWorker, running: list[RunWorker], queued: list[QueuedRun]
-    ) -> None:
-        facts = self.flow_facts(candidate.namespace, candidate.flow)
-        if facts is None or facts.policy != ConcurrencyPolicy.REPLACE.value or not running:
-            return
-        flow_key = f"{candidate.namespace}/{candidate.flow}"
-        newest = max((q for q in queued if q.flow == flow_key), key=lambda q: (q.created, q.key))
-        if newest.key != f"{candidate.namespace}/{candidate.name}":
-            return
-        for worker in running:
-            if worker.name in self.replacing:
-                continue
-            self.replacing.add(worker.name)
-            log.info("run=%s/%s event=replace by=%s", worker.namespace, worker.name, candidate.name)
+        flows: dict[str, FlowLimits] = {}
+        for run in self.workers.values():
+            flow_key = f"{run.namespace}/{run.flow}"
+            flows[flow_key] = self.flow_limits(run.namespace, run.flow)
+            if run.phase in ACTIVE:
+                active.append(ActiveRun(f"{run.namespace}/{run.name}", flow_key))
+            elif run.phase in QUEUEING and run.flow:
+                queued.append(QueuedRun(f"{run.namespace}/{run.name}", flow_key, run.created))
+        decided = admission(queued, active, self.config.max_active_runs, flows)
+        for key in decided.abort - self.replacing:
+            self.replacing.add(key)
+            namespace, name = key.split("/", 1)
+            log.info("run=%s event=replace by=%s", key, candidate.name)
             asyncio.get_running_loop().create_task(
-                self.kube.patch_spec("runs", worker.namespace, worker.name, {"abort": True})
+                self.kube.patch_spec("runs", namespace, name, {"abort": True})
             )
+        return f"{candidate.namespace}/{candidate.name}" in decided.admitted
 
-    def phase_changed(self, worker: RunWorker, old: RunPhase | None, new: RunPhase | None) -> None:
+    def phase_changed(self, run: ClusterRun, old: RunPhase | None, new: RunPhase | None) -> None:
         """A run left the active set: waiting runs may now fit."""
         if old in ACTIVE and new not in ACTIVE:
             self._wake_waiting()
 
     def _wake_waiting(self) -> None:
-        for worker in self.workers.values():
-            if worker.phase in WAITING:
-                worker.wake()
+        for run in self.workers.values():
+            if run.phase in WAITING:
+                run.wake()
 
     def stop_all(self) -> None:
-        """Cancel every worker (the operator stops)."""
+        """Stop working on every run (the operator stops)."""
         for task in self.tasks.values():
             task.cancel()
 

@@ -1,43 +1,37 @@
 """Where attempts run. `jobs`: one Kubernetes Job each (the default). `local`: a process of
-the operator's machine, for development clusters without a kubelet. Child flows are Runs.
-All three answer the same three questions: start, stop, and how is it going."""
+the operator's machine (host.processes), for development clusters without a kubelet.
+Child flows are Runs. All three answer the same three questions: start, stop, and how
+is it going."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import signal
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from kascade.api import RunPhase
+from kascade.engine.attempts import Observation, Progress
 from kascade.engine.errors import KascadeError
-from kascade.engine.runstate import KILL_REASONS
-from kascade.local.processes import KILL_GRACE_SECONDS, runtime_command, tail
-from kascade.operator.facts import JobFacts, Outcome, Progress, job_outcome
-from kascade.operator.jobs import Launch, job_body
-from kascade.operator.kube import Kube
-from kascade.operator.preparation import ProjectCache
-from kascade.runtime import contract
-from kascade.runtime.outputs import read_published
-
-
-class StartFailed(Exception):
-    """An attempt that could not be started; the message names the cause."""
+from kascade.engine.launch import Launch
+from kascade.host.ports import StartFailed
+from kascade.host.processes import ProcessRunner, attempt_file
+from kascade.operator.facts import JobFacts, job_outcome
+from kascade.operator.jobs import ClusterAttempt, job_body
+from kascade.operator.kube import Kube, KubeError
+from kascade.operator.labels import API_VERSION, owner_reference, run_labels
+from kascade.operator.projects import ProjectCache
 
 
 class Executor(Protocol):
     """Runs attempts somewhere and reports on them."""
 
-    async def start(self, launch: Launch) -> None: ...
+    async def start(self, attempt: ClusterAttempt, launch: Launch) -> str | None: ...
 
-    async def stop(self, launch: Launch, reason: str) -> None: ...
+    async def stop(self, attempt: ClusterAttempt, reason: str) -> None: ...
 
-    def outcome(self, launch: Launch) -> Outcome: ...
+    def observe(self, attempt: ClusterAttempt) -> Observation: ...
 
 
 IndexLookup = Callable[[tuple[str, str]], Iterable[Any]]
@@ -63,34 +57,32 @@ class JobsExecutor:
         self.jobs = jobs
         self.pods = pods
 
-    async def start(self, launch: Launch) -> None:
-        from kascade.operator.kube import KubeError
-
+    async def start(self, attempt: ClusterAttempt, launch: Launch) -> str | None:
         try:
-            await self.kube.create_job(launch.namespace, job_body(launch, self.image))
+            await self.kube.create_job(attempt.namespace, job_body(attempt, launch, self.image))
         except KubeError as err:
             if err.status in (400, 403, 422):
                 raise StartFailed(f"the Job was refused: {err}") from err
             raise
+        return None
 
-    async def stop(self, launch: Launch, reason: str) -> None:
-        await self.kube.delete_job(launch.namespace, launch.job)
+    async def stop(self, attempt: ClusterAttempt, reason: str) -> None:
+        await self.kube.delete_job(attempt.namespace, attempt.job)
 
-    def outcome(self, launch: Launch) -> Outcome:
-        key = (launch.namespace, launch.job)
+    def observe(self, attempt: ClusterAttempt) -> Observation:
+        key = (attempt.namespace, attempt.job)
         job: JobFacts | None = next(iter(self.jobs(key)), None)
         return job_outcome(job, list(self.pods(key)))
 
 
-@dataclass
-class _Process:
-    run: tuple[str, str]
-    process: asyncio.subprocess.Process
-    log: Path
-    published: Path
-    started: datetime
-    outcome: Outcome | None = None
-    kill_reason: str | None = None
+def local_attempts_dir(state_dir: Path, namespace: str, run: str) -> Path:
+    """Where the local executor keeps the logs and outputs of a run's attempts."""
+    return state_dir / "attempts" / namespace / run
+
+
+def local_attempt_log(state_dir: Path, namespace: str, run: str, task: str, attempt: int) -> Path:
+    """The log file of one attempt the local executor ran."""
+    return attempt_file(local_attempts_dir(state_dir, namespace, run), task, attempt, "log")
 
 
 class LocalExecutor:
@@ -100,122 +92,47 @@ class LocalExecutor:
     def __init__(
         self,
         state_dir: Path,
-        warehouse: str,
         wake: Callable[[str, str], None],
         projects: ProjectCache,
     ) -> None:
         self.state_dir = state_dir
-        self.warehouse = warehouse
         self.wake = wake
         self.projects = projects
-        self.processes: dict[str, _Process] = {}
+        self.processes = ProcessRunner("the local executor")
 
-    async def start(self, launch: Launch) -> None:
-        if launch.job in self.processes:
-            return
-        folder = self.state_dir / "attempts" / launch.namespace / launch.run
-        folder.mkdir(parents=True, exist_ok=True)
-        log = folder / f"{launch.task_id}.{launch.attempt}.log"
-        published = folder / f"{launch.task_id}.{launch.attempt}.published"
-        env = dict(os.environ)
-        for var in launch.env:
-            if "value" in var:
-                env[var["name"]] = str(var["value"])
-            elif var["name"] not in os.environ:
-                raise StartFailed(
-                    f"env `{var['name']}` comes from valueFrom, which the local executor cannot "
-                    "read"
-                )
+    async def start(self, attempt: ClusterAttempt, launch: Launch) -> str | None:
         try:
-            project = await self.projects.fetch(launch.namespace, launch.project_config_map)
+            project = await self.projects.fetch(attempt.namespace, attempt.project_config_map)
         except KascadeError as err:
             raise StartFailed(str(err)) from err
-        env.update(
-            {
-                contract.WAREHOUSE: env.get(contract.WAREHOUSE) or self.warehouse,
-                contract.RUN: launch.run,
-                contract.TASK: launch.task_id,
-                contract.FLOW: launch.flow,
-                contract.PROJECT: str(project),
-                contract.OUTPUTS: str(folder / f"{launch.task_id}.{launch.attempt}.outputs"),
-                contract.TERMINATION_LOG: str(published),
-            }
+        log = await self.processes.start(
+            attempt.job,
+            launch,
+            project=project,
+            folder=local_attempts_dir(self.state_dir, attempt.namespace, attempt.run),
+            owner=f"{attempt.namespace}/{attempt.run}",
+            on_end=lambda: self.wake(attempt.namespace, attempt.run),
         )
-        command = runtime_command(launch.kind, launch.target, launch.args)
-        with open(log, "ab") as out:
-            try:
-                process = await asyncio.create_subprocess_exec(
-                    *command,
-                    cwd=project,
-                    env=env,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=asyncio.subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            except OSError as err:
-                raise StartFailed(f"cannot start the task process: {err}") from err
-        handle = _Process(
-            (launch.namespace, launch.run), process, log, published, datetime.now(UTC)
-        )
-        self.processes[launch.job] = handle
-        asyncio.get_running_loop().create_task(self._watch(launch, handle))
+        return str(log)
 
-    async def _watch(self, launch: Launch, handle: _Process) -> None:
-        code = await handle.process.wait()
-        exit_code = 128 - code if code < 0 else code
-        ended = datetime.now(UTC)
-        if handle.kill_reason is not None:
-            handle.outcome = Outcome(
-                Progress.ENDED,
-                handle.started,
-                ended,
-                exit_code,
-                handle.kill_reason,
-                tail(handle.log),
-            )
-        elif exit_code == 0:
-            handle.outcome = Outcome(
-                Progress.ENDED,
-                handle.started,
-                ended,
-                0,
-                "Completed",
-                None,
-                read_published(handle.published),
-            )
-        else:
-            handle.outcome = Outcome(
-                Progress.ENDED, handle.started, ended, exit_code, "Error", tail(handle.log)
-            )
-        self.wake(launch.namespace, launch.run)
+    async def stop(self, attempt: ClusterAttempt, reason: str) -> None:
+        self.processes.stop(attempt.job)
 
-    async def stop(self, launch: Launch, reason: str) -> None:
-        handle = self.processes.get(launch.job)
-        if handle is None or handle.outcome is not None or handle.kill_reason is not None:
-            return
-        handle.kill_reason = reason if reason in KILL_REASONS else "Aborted"
-        _signal(handle.process.pid, signal.SIGTERM)
-        asyncio.get_running_loop().call_later(
-            KILL_GRACE_SECONDS, _signal, handle.process.pid, signal.SIGKILL
-        )
+    def observe(self, attempt: ClusterAttempt) -> Observation:
+        return self.processes.observe(attempt.job)
 
-    def outcome(self, launch: Launch) -> Outcome:
-        handle = self.processes.get(launch.job)
-        if handle is None:
-            return Outcome(Progress.UNSEEN)
-        return handle.outcome or Outcome(Progress.RUNNING, started=handle.started)
+    def stop_run(self, namespace: str, run: str) -> None:
+        """Kill the processes of a run that is gone."""
+        self.processes.stop_all(owner=f"{namespace}/{run}", force=True)
 
-    def stop_all(self, run: tuple[str, str] | None = None) -> None:
-        """Kill every process (of one run, or all when the operator goes away)."""
-        for handle in self.processes.values():
-            if handle.outcome is None and (run is None or handle.run == run):
-                _signal(handle.process.pid, signal.SIGKILL)
+    def run_ended(self, namespace: str, run: str) -> None:
+        """Forget the ended attempts of a finished run."""
+        self.processes.forget(f"{namespace}/{run}")
 
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
+    async def close(self) -> None:
+        """The operator stops: kill every process."""
+        self.processes.stop_all(force=True)
+        await self.processes.close()
 
 
 @dataclass(frozen=True)
@@ -243,38 +160,38 @@ class ChildRunExecutor:
         self.kube = kube
         self.runs = runs
 
-    async def start(self, launch: Launch) -> None:
-        from kascade.operator.labels import API_VERSION, owner_reference, run_labels
-
+    async def start(self, attempt: ClusterAttempt, launch: Launch) -> str | None:
         body = {
             "apiVersion": API_VERSION,
             "kind": "Run",
             "metadata": {
-                "name": launch.job,
-                "namespace": launch.namespace,
-                "labels": run_labels(launch.run, launch.flow),
-                "ownerReferences": [owner_reference("Task", launch.task_object, launch.task_uid)],
+                "name": attempt.job,
+                "namespace": attempt.namespace,
+                "labels": run_labels(attempt.run, attempt.flow),
+                "ownerReferences": [owner_reference("Task", attempt.task_object, attempt.task_uid)],
             },
             "spec": {
                 "flowRef": {"name": launch.target},
                 "type": "SUBFLOW",
-                "parent": {"run": launch.run, "task": launch.task_id},
-                "parameters": launch.parameters,
+                "parent": {"run": attempt.run, "task": attempt.task_id},
+                "parameters": dict(launch.parameters),
             },
         }
-        await self.kube.create("runs", launch.namespace, body)
+        await self.kube.create("runs", attempt.namespace, body)
+        return None
 
-    async def stop(self, launch: Launch, reason: str) -> None:
-        await self.kube.patch_spec("runs", launch.namespace, launch.job, {"abort": True})
+    async def stop(self, attempt: ClusterAttempt, reason: str) -> None:
+        await self.kube.patch_spec("runs", attempt.namespace, attempt.job, {"abort": True})
 
-    def outcome(self, launch: Launch) -> Outcome:
+    def observe(self, attempt: ClusterAttempt) -> Observation:
         child = next(
-            (r for r in self.runs((launch.namespace, launch.target)) if r.name == launch.job), None
+            (r for r in self.runs((attempt.namespace, attempt.target)) if r.name == attempt.job),
+            None,
         )
         if child is None:
-            return Outcome(Progress.UNSEEN)
-        if not launch.spec.get("wait", True):
-            return Outcome(
+            return Observation(Progress.UNSEEN)
+        if not attempt.wait:
+            return Observation(
                 Progress.ENDED,
                 child.created,
                 child.created,
@@ -289,7 +206,7 @@ class ChildRunExecutor:
             RunPhase.TIMED_OUT,
         ):
             code = 0 if child.phase == RunPhase.SUCCEEDED else 1
-            return Outcome(
+            return Observation(
                 Progress.ENDED,
                 child.started or child.created,
                 child.finished,
@@ -297,4 +214,4 @@ class ChildRunExecutor:
                 child.phase.value,
                 f"child run {child.name} {child.phase.value}",
             )
-        return Outcome(Progress.RUNNING, started=child.created)
+        return Observation(Progress.RUNNING, started=child.created)

@@ -3,12 +3,12 @@ indexes), and how an attempt's outcome follows from them."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
+from kascade.contract.outputs import decode_outputs
+from kascade.engine.attempts import Observation, Progress
 from kascade.engine.runstate import KILL_DEADLINE
 from kascade.operator.labels import ATTEMPT, JOB_NAME, TASK_ID
 
@@ -99,48 +99,27 @@ def pod_facts(body: Any) -> PodFacts | None:
     return PodFacts(job=job, exit_code=None, reason=None, message=None, finished=None)
 
 
-class Progress(StrEnum):
-    """Where an attempt stands, as the cluster shows it."""
-
-    UNSEEN = "unseen"
-    RUNNING = "running"
-    ENDED = "ended"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """An attempt's outcome: when it ended, with what exit code, why, and its outputs."""
-
-    progress: Progress
-    started: datetime | None = None
-    ended: datetime | None = None
-    exit_code: int | None = None
-    reason: str | None = None
-    message: str | None = None
-    outputs: dict[str, Any] | None = None
-
-
-def job_outcome(job: JobFacts | None, pods: list[PodFacts]) -> Outcome:
+def job_outcome(job: JobFacts | None, pods: list[PodFacts]) -> Observation:
     """The outcome of one attempt from its Job and its pod (the pod gives the exit code,
     the termination message: outputs on success, the log tail on failure)."""
     if job is None:
-        return Outcome(Progress.UNSEEN)
+        return Observation(Progress.UNSEEN)
     if job.outcome is None:
-        return Outcome(Progress.RUNNING, started=job.started or job.created)
+        return Observation(Progress.RUNNING, started=job.started or job.created)
     pod = next((p for p in pods if p.exit_code is not None), None)
     started = job.started or job.created
     if job.outcome == "Complete":
-        return Outcome(
+        return Observation(
             Progress.ENDED,
             started,
             job.ended,
             0,
             "Completed",
             None,
-            _outputs(pod.message if pod else None),
+            decode_outputs(pod.message if pod else None),
         )
     if job.reason == "DeadlineExceeded":
-        return Outcome(
+        return Observation(
             Progress.ENDED,
             started,
             job.ended,
@@ -151,14 +130,4 @@ def job_outcome(job: JobFacts | None, pods: list[PodFacts]) -> Outcome:
     exit_code = pod.exit_code if pod and pod.exit_code is not None else 1
     message = (pod.message if pod and pod.message else None) or job.message
     reason = (pod.reason if pod and pod.reason else None) or job.reason or "Error"
-    return Outcome(Progress.ENDED, started, job.ended, exit_code, reason, message)
-
-
-def _outputs(message: str | None) -> dict[str, Any]:
-    if not message:
-        return {}
-    try:
-        value = json.loads(message)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    return Observation(Progress.ENDED, started, job.ended, exit_code, reason, message)

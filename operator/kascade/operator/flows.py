@@ -16,12 +16,13 @@ from kascade.engine.errors import KascadeError, PlanError
 from kascade.engine.manifests import format_validation_error
 from kascade.engine.plan import build_plan
 from kascade.engine.project import load_project
+from kascade.engine.retention import KeptRun, runs_to_delete
 from kascade.engine.statemachine import run_is_terminal
 from kascade.operator.executors import RunFacts
 from kascade.operator.facts import rfc3339
 from kascade.operator.kube import Kube
 from kascade.operator.metrics import METRICS
-from kascade.operator.preparation import ProjectCache
+from kascade.operator.projects import ProjectCache
 
 log = logging.getLogger("kascade.operator")
 DEBOUNCE_SECONDS = 0.2
@@ -44,11 +45,6 @@ def runs_summary(runs: Iterable[RunFacts]) -> dict[str, Any]:
             "completionTime": rfc3339(last.finished),
         }
     return summary
-
-
-def _outcome(phase: RunPhase) -> RunPhase:
-    """SUCCEEDED counts against the successful history, every other end the failed one."""
-    return RunPhase.SUCCEEDED if phase == RunPhase.SUCCEEDED else RunPhase.FAILED
 
 
 class FlowStatusWriter:
@@ -100,31 +96,24 @@ class FlowStatusWriter:
             self.schedule_written[(namespace, flow)] = fields
 
     async def _prune(self, body: dict[str, Any], runs: list[RunFacts]) -> None:
-        """Delete finished runs beyond the Flow's history limits, oldest first (their
-        Tasks and Jobs go with them). Child runs go with their parents instead."""
+        """Delete the finished runs the engine's retention rule drops (their Tasks and
+        Jobs go with them). Child runs go with their parents instead."""
         spec = body.get("spec") or {}
-        limits = {
-            RunPhase.SUCCEEDED: spec.get("successfulRunsHistoryLimit", 10),
-            RunPhase.FAILED: spec.get("failedRunsHistoryLimit", 10),
-        }
-        for outcome, limit in limits.items():
-            finished = sorted(
-                (
-                    r
-                    for r in runs
-                    if r.type != "SUBFLOW"
-                    and r.phase is not None
-                    and run_is_terminal(r.phase)
-                    and _outcome(r.phase) == outcome
-                ),
-                key=lambda r: (r.finished or r.created or datetime.min.replace(tzinfo=UTC), r.name),
-            )
-            for run in finished[: max(0, len(finished) - int(limit))]:
-                if run.name in self.pruned:
-                    continue
-                self.pruned.add(run.name)
-                await self.kube.delete("runs", run.namespace, run.name)
-                log.info("run=%s/%s event=pruned limit=%s", run.namespace, run.name, limit)
+        kept = [
+            KeptRun(r.name, r.phase, r.finished, r.created, child=r.type == "SUBFLOW") for r in runs
+        ]
+        doomed = runs_to_delete(
+            kept,
+            int(spec.get("successfulRunsHistoryLimit", 10)),
+            int(spec.get("failedRunsHistoryLimit", 10)),
+        )
+        namespace = body["metadata"]["namespace"]
+        for name in doomed:
+            if name in self.pruned:
+                continue
+            self.pruned.add(name)
+            await self.kube.delete("runs", namespace, name)
+            log.info("run=%s/%s event=pruned", namespace, name)
 
     async def _validity(self, body: dict[str, Any]) -> dict[str, Any]:
         """Valid condition and task count; recomputed when the Flow's generation or its

@@ -1,5 +1,6 @@
-"""The kopf handlers: a few lines each. They keep the indexes, wake the right run worker,
-and start or stop workers; every decision happens in the workers (via the engine)."""
+"""The kopf handlers: a few lines each. They keep the indexes, wake the right run, and
+start or stop working on runs; every decision happens in the engine (through the host
+loop each run is driven by)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from kascade.operator.flows import FlowStatusWriter
 from kascade.operator.kube import Kube, api_client
 from kascade.operator.labels import GROUP, MANAGED_BY, MANAGER, RUN, VERSION
 from kascade.operator.metrics import METRICS, RunSample, TaskSample, in_loop
-from kascade.operator.preparation import ProjectCache
+from kascade.operator.projects import ProjectCache
 from kascade.operator.reruns import RERUN_ANNOTATION, rerun_from_annotation
 from kascade.operator.scheduler import Scheduler
 
@@ -81,12 +82,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
 
     executor: Any
     if CONFIG.executor == "local":
-        warehouse = CONFIG.warehouse or "duckdb:///" + str(
-            (CONFIG.state_dir / "warehouse.duckdb").absolute()
-        )
-        executor = LocalExecutor(
-            CONFIG.state_dir, warehouse, lambda ns, run: memo.ops.wake(ns, run), projects
-        )
+        executor = LocalExecutor(CONFIG.state_dir, lambda ns, run: memo.ops.wake(ns, run), projects)
     else:
         executor = JobsExecutor(
             kube,
@@ -129,18 +125,18 @@ def _run_samples() -> list[RunSample]:
 
 def _task_samples(ops: Operations) -> list[TaskSample]:
     samples = []
-    for worker in ops.workers.values():
-        state = worker.state
+    for run in ops.workers.values():
+        state = run.state
         if state is not None and not run_is_terminal(state.phase):
             phases = tuple(task.phase for task in state.tasks.values())
-            samples.append(TaskSample(worker.namespace, worker.flow, phases))
+            samples.append(TaskSample(run.namespace, run.flow, phases))
     return samples
 
 
 async def active_while_leading(stopped: kopf.DaemonStopped, memo: Any, **_: Any) -> None:
     """With peering, kopf pauses this operator while a peer of higher priority works, and
     stops every daemon when it does: this daemon (on the peering object) lives exactly as
-    long as this operator is the working one. On pause, every run worker and schedule
+    long as this operator is the working one. On pause, every run and schedule
     stops; kopf's re-listing after the pause starts them again."""
     log.info("event=leading peering=%s", CONFIG.peering)
     await stopped.wait()
@@ -177,7 +173,7 @@ async def cleanup(memo: Any, **_: Any) -> None:
     ops.stop_all()
     memo.scheduler.stop_all()
     if isinstance(ops.executor, LocalExecutor):
-        ops.executor.stop_all()
+        await ops.executor.close()
 
 
 @kopf.index("batch", "v1", "jobs", labels=OURS)

@@ -1,15 +1,16 @@
 """The Job of one task attempt: the runtime image running `kascade task exec`, with the
-project unpacked from its ConfigMap, the Flow's env and settings, and the Pod Security
+project unpacked from its ConfigMap, the task's env and settings, and the Pod Security
 "restricted" profile unless the Flow overrides it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from kascade.contract import env as contract_env
+from kascade.contract.archive import ARCHIVE_KEY
+from kascade.engine.launch import Launch
 from kascade.operator.labels import ATTEMPT, TASK_ID, owner_reference, task_labels
-from kascade.runtime import contract
-from kascade.runtime.archive import ARCHIVE_KEY
 
 WORK_DIR = "/kascade/work"
 ARCHIVE_DIR = "/kascade/archive"
@@ -29,8 +30,9 @@ RESTRICTED_CONTAINER = {
 
 
 @dataclass(frozen=True)
-class Launch:
-    """One attempt to start: which task, and everything its process needs."""
+class ClusterAttempt:
+    """Where one attempt lives on the cluster: its run, its Task object, its Job (or child
+    Run) name, and the project ConfigMap its pod mounts."""
 
     namespace: str
     run: str
@@ -39,33 +41,31 @@ class Launch:
     task_uid: str
     task_id: str
     attempt: int
-    kind: str
-    target: str
     job: str
-    args: list[str] = field(default_factory=list)
-    env: list[dict[str, Any]] = field(default_factory=list)
-    spec: dict[str, Any] = field(default_factory=dict)
+    target: str = ""
+    wait: bool = True
+    """A flow task's child run: the Flow it runs, and whether the task waits for it."""
     project_config_map: str | None = None
-    warehouse: str | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def job_body(launch: Launch, default_image: str) -> dict[str, Any]:
+def job_body(attempt: ClusterAttempt, launch: Launch, default_image: str) -> dict[str, Any]:
     """The Job manifest of an attempt (owned by its Task, so deleting the Run cleans up)."""
-    spec = launch.spec
-    labels = {**task_labels(launch.run, launch.flow, launch.task_id), ATTEMPT: str(launch.attempt)}
-    pod_meta = spec.get("podMetadata") or {}
-    env = [*launch.env, *_contract_env(launch)]
+    settings = launch.settings
+    labels = {
+        **task_labels(attempt.run, attempt.flow, attempt.task_id),
+        ATTEMPT: str(attempt.attempt),
+    }
+    pod_meta = settings.get("podMetadata") or {}
     container: dict[str, Any] = {
         "name": "task",
-        "image": spec.get("image") or default_image,
+        "image": settings.get("image") or default_image,
         # `command` rather than the image's ENTRYPOINT, so a Flow's own image (one built
         # from the runtime image with more packages) runs the task the same way.
         "command": list(TASK_COMMAND),
-        "args": [launch.kind, launch.target, "--", *launch.args],
-        "env": env,
+        "args": [launch.kind.value, launch.target, "--", *launch.args],
+        "env": [*(dict(var) for var in launch.env), *_contract_env(attempt, launch)],
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": spec.get("securityContext") or RESTRICTED_CONTAINER,
+        "securityContext": settings.get("securityContext") or RESTRICTED_CONTAINER,
         "volumeMounts": [
             {"name": "work", "mountPath": WORK_DIR},
             {"name": "tmp", "mountPath": "/tmp"},
@@ -76,7 +76,7 @@ def job_body(launch: Launch, default_image: str) -> dict[str, Any]:
         {"name": "work", "emptyDir": {}},
         {"name": "tmp", "emptyDir": {}},
     ]
-    if launch.project_config_map:
+    if attempt.project_config_map:
         container["volumeMounts"].append(
             {"name": "project", "mountPath": ARCHIVE_DIR, "readOnly": True}
         )
@@ -84,62 +84,61 @@ def job_body(launch: Launch, default_image: str) -> dict[str, Any]:
             {
                 "name": "project",
                 "configMap": {
-                    "name": launch.project_config_map,
+                    "name": attempt.project_config_map,
                     "items": [{"key": ARCHIVE_KEY, "path": ARCHIVE_KEY}],
                 },
             }
         )
-    if spec.get("envFrom"):
-        container["envFrom"] = spec["envFrom"]
-    if spec.get("resources"):
-        container["resources"] = spec["resources"]
+    if settings.get("envFrom"):
+        container["envFrom"] = settings["envFrom"]
+    if settings.get("resources"):
+        container["resources"] = settings["resources"]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "securityContext": RESTRICTED_POD,
         "containers": [container],
         "volumes": volumes,
     }
-    if spec.get("serviceAccountName"):
-        pod_spec["serviceAccountName"] = spec["serviceAccountName"]
+    if settings.get("serviceAccountName"):
+        pod_spec["serviceAccountName"] = settings["serviceAccountName"]
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,
         "template": {
             "metadata": {
                 "labels": {**(pod_meta.get("labels") or {}), **labels},
-                "annotations": {**(pod_meta.get("annotations") or {}), TASK_ID: launch.task_id},
+                "annotations": {
+                    **(pod_meta.get("annotations") or {}),
+                    TASK_ID: attempt.task_id,
+                },
             },
             "spec": pod_spec,
         },
     }
-    if spec.get("timeoutSeconds"):
-        job_spec["activeDeadlineSeconds"] = int(spec["timeoutSeconds"])
+    if launch.timeout_seconds:
+        job_spec["activeDeadlineSeconds"] = launch.timeout_seconds
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": launch.job,
-            "namespace": launch.namespace,
+            "name": attempt.job,
+            "namespace": attempt.namespace,
             "labels": labels,
-            "annotations": {TASK_ID: launch.task_id},
-            "ownerReferences": [owner_reference("Task", launch.task_object, launch.task_uid)],
+            "annotations": {TASK_ID: attempt.task_id},
+            "ownerReferences": [owner_reference("Task", attempt.task_object, attempt.task_uid)],
         },
         "spec": job_spec,
     }
 
 
-def _contract_env(launch: Launch) -> list[dict[str, Any]]:
+def _contract_env(attempt: ClusterAttempt, launch: Launch) -> list[dict[str, Any]]:
+    """The task contract in a pod: the run's values, and where the pod keeps its files."""
     values = {
-        contract.RUN: launch.run,
-        contract.TASK: launch.task_id,
-        contract.FLOW: launch.flow,
-        contract.PROJECT: f"{WORK_DIR}/project",
-        contract.OUTPUTS: f"{WORK_DIR}/outputs.json",
-        contract.TERMINATION_LOG: "/dev/termination-log",
+        **launch.contract,
+        contract_env.PROJECT: f"{WORK_DIR}/project",
+        contract_env.OUTPUTS: f"{WORK_DIR}/outputs.json",
+        contract_env.TERMINATION_LOG: "/dev/termination-log",
         "HOME": WORK_DIR,
     }
-    if launch.project_config_map:
-        values[contract.PROJECT_ARCHIVE] = f"{ARCHIVE_DIR}/{ARCHIVE_KEY}"
-    user_names = {var.get("name") for var in launch.env}
-    if launch.warehouse and contract.WAREHOUSE not in user_names:
-        values[contract.WAREHOUSE] = launch.warehouse
+    if attempt.project_config_map:
+        values[contract_env.PROJECT_ARCHIVE] = f"{ARCHIVE_DIR}/{ARCHIVE_KEY}"
     return [{"name": name, "value": value} for name, value in values.items()]

@@ -274,6 +274,10 @@ class Metrics:
     def api_request(self, verb: str, resource: str, code: int | str) -> None:
         self.api_requests.labels(verb, resource, str(code)).inc()
 
+    def reconciled(self, kind: str, seconds: float) -> None:
+        """One reconcile pass took `seconds`."""
+        self.reconcile_duration.labels(kind).observe(max(0.0, seconds))
+
     @contextmanager
     def timed(self, kind: str) -> Iterator[None]:
         """Time one reconcile pass."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from kascade.api import RunPhase, RunType
 from kascade.engine.naming import dns_name
-from kascade.engine.statemachine import run_is_terminal
+from kascade.engine.reruns import RerunError, check_rerunnable
 from kascade.operator.labels import API_VERSION
 
 if TYPE_CHECKING:
@@ -67,11 +67,8 @@ async def rerun_from_annotation(ops: Operations, original: dict[str, Any]) -> No
     phase = status.get("phase")
     try:
         kind, task = parse_request(value)
-        if not phase or not run_is_terminal(RunPhase(phase)):
-            raise RerunRequestError(
-                f"run {meta['name']} is {phase or 'not started'}; only a finished run can be rerun"
-            )
-    except RerunRequestError as err:
+        check_rerunnable(meta["name"], RunPhase(phase) if phase else None)
+    except (RerunRequestError, RerunError) as err:
         await ops.kube.event(original, "Run", "RerunRefused", str(err), warning=True)
     else:
         number = len(status.get("reruns") or []) + 1

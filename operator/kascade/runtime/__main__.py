@@ -13,6 +13,7 @@ import sys
 import threading
 from typing import Any
 
+from kascade.contract.env import PROJECT_ARCHIVE
 from kascade.runtime import contract
 from kascade.runtime.errors import CannotStart, TaskError, Terminated, raise_terminated
 
@@ -53,18 +54,21 @@ def _unpack_project() -> None:
     """In a pod the project arrives packed (ConfigMap volume): unpack it first."""
     import os
 
-    archive = os.environ.get(contract.PROJECT_ARCHIVE)
+    archive = os.environ.get(PROJECT_ARCHIVE)
     if not archive:
         return
     from pathlib import Path
 
-    from kascade.runtime.archive import unpack
+    from kascade.contract.archive import ArchiveError, unpack
 
     try:
         packed = Path(archive).read_bytes()
     except OSError as err:
         raise CannotStart(f"cannot read the project archive {archive}: {err}") from err
-    unpack(packed, Path(contract.project_dir()))
+    try:
+        unpack(packed, Path(contract.project_dir()))
+    except ArchiveError as err:
+        raise CannotStart(str(err)) from err
 
 
 def _execute(kind: str, name: str, args: list[str], project: str) -> dict[str, Any]:

@@ -1,21 +1,10 @@
-"""The environment contract between a task and whoever starts it (local runner, Job)."""
+"""The task's side of the contract: where it reads its warehouse and project from."""
 
 from __future__ import annotations
 
 import os
 
-WAREHOUSE = "KASCADE_WAREHOUSE"
-RUN = "KASCADE_RUN"
-TASK = "KASCADE_TASK"
-FLOW = "KASCADE_FLOW"
-PROJECT = "KASCADE_PROJECT"
-PROJECT_ARCHIVE = "KASCADE_PROJECT_ARCHIVE"
-OUTPUTS = "KASCADE_OUTPUTS"
-TERMINATION_LOG = "KASCADE_TERMINATION_LOG"
-
-DEFAULT_WAREHOUSE = "duckdb:///warehouse.duckdb"
-KUBERNETES_TERMINATION_LOG = "/dev/termination-log"
-OUTPUTS_MAX_BYTES = 4096
+from kascade.contract.env import DEFAULT_WAREHOUSE, PROJECT, WAREHOUSE
 
 
 def warehouse_url() -> str:

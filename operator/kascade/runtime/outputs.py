@@ -1,25 +1,17 @@
-"""Task outputs: a small JSON object a task publishes for its downstream tasks.
-
-A script writes a JSON object to the file named by $KASCADE_OUTPUTS. After the task
-succeeds the runtime checks it (an object, at most 4096 bytes as compact JSON, the
-Kubernetes termination-message limit) and publishes it by writing it to
-$KASCADE_TERMINATION_LOG (in a pod: /dev/termination-log), where the local runner or the
-operator picks it up.
+"""Task outputs, the task's side: a script writes a JSON object to the file named by
+$KASCADE_OUTPUTS. After the task succeeds the runtime checks it (contract.outputs) and
+publishes it by writing it to $KASCADE_TERMINATION_LOG (in a pod: /dev/termination-log),
+where the local runner or the operator picks it up.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
-from kascade.runtime.contract import (
-    KUBERNETES_TERMINATION_LOG,
-    OUTPUTS,
-    OUTPUTS_MAX_BYTES,
-    TERMINATION_LOG,
-)
+from kascade.contract import outputs as contract_outputs
+from kascade.contract.env import KUBERNETES_TERMINATION_LOG, OUTPUTS, TERMINATION_LOG
 from kascade.runtime.errors import TaskError
 
 
@@ -29,13 +21,10 @@ class OutputsError(TaskError):
 
 def encode_outputs(outputs: Any) -> str:
     """Compact JSON of an outputs object; OutputsError when it breaks the rules."""
-    if not isinstance(outputs, dict):
-        raise OutputsError(f"outputs must be a JSON object, got {type(outputs).__name__}")
-    text = json.dumps(outputs, separators=(",", ":"), sort_keys=True)
-    size = len(text.encode("utf-8"))
-    if size > OUTPUTS_MAX_BYTES:
-        raise OutputsError(f"outputs are {size} bytes; the limit is {OUTPUTS_MAX_BYTES} bytes")
-    return text
+    try:
+        return contract_outputs.encode_outputs(outputs)
+    except contract_outputs.OutputsError as err:
+        raise OutputsError(str(err)) from err
 
 
 def read_written_outputs() -> dict[str, Any]:
@@ -46,13 +35,13 @@ def read_written_outputs() -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
-    except OSError as err:
+    except (OSError, UnicodeDecodeError) as err:
         raise OutputsError(f"cannot read outputs file {path}: {err}") from err
     if not text.strip():
         return {}
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, RecursionError) as err:
         raise OutputsError(f"outputs file {path} is not JSON: {err}") from err
     if not isinstance(value, dict):
         raise OutputsError(f"outputs must be a JSON object, got {type(value).__name__}")
@@ -69,12 +58,3 @@ def publish_outputs(outputs: dict[str, Any]) -> None:
         path = KUBERNETES_TERMINATION_LOG
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
-
-
-def read_published(path: Path) -> dict[str, Any]:
-    """Outputs a task published ({} when there are none or they cannot be read)."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from kascade.contract import warehouse as contract_warehouse
 from kascade.runtime.errors import TaskError
 
 LOCK_WAIT_SECONDS = 600.0
@@ -133,21 +134,8 @@ def open_warehouse(url: str) -> Warehouse:
 
 
 def duckdb_path(url: str) -> str:
-    """The file of a duckdb:/// URL: duckdb:///rel/path, duckdb:////abs/path, duckdb:///:memory:."""
-    parsed = urlparse(url)
-    if parsed.scheme != "duckdb" or parsed.netloc:
-        raise WarehouseError(f"a DuckDB URL looks like duckdb:///path/to/file.duckdb, not {url!r}")
-    path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
-    if not path:
-        raise WarehouseError(f"warehouse URL {url!r} names no file")
-    return path
-
-
-def check_url(url: str) -> None:
-    """Raise WarehouseError when a URL is not one kascade can open (without opening it)."""
-    scheme = urlparse(url).scheme
-    if scheme not in ADAPTERS:
-        known = ", ".join(f"{s}://" for s in ADAPTERS)
-        raise WarehouseError(f"unsupported warehouse URL {url!r} (supported: {known})")
-    if scheme == "duckdb":
-        duckdb_path(url)
+    """The file of a duckdb:/// URL (contract.warehouse), WarehouseError when malformed."""
+    try:
+        return contract_warehouse.duckdb_path(url)
+    except contract_warehouse.WarehouseURLError as err:
+        raise WarehouseError(str(err)) from err

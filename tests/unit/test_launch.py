@@ -1,0 +1,115 @@
+"""The launch of an attempt: merged settings, rendered args, env and child parameters,
+and the task contract's variables; a bad template names its field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from kascade.api import Flow, TaskType
+from kascade.engine.launch import LaunchError, RunIdentity, launch, task_settings
+from kascade.engine.plan import PlannedTask
+
+T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+RUN = RunIdentity("shop-1", "shop", "MANUAL", None, T0)
+TASK = PlannedTask(id="load", node="load", type=TaskType.SCRIPT, target="load_raw")
+
+
+def flow(**spec):
+    return Flow.model_validate(
+        {
+            "apiVersion": "kascade.io/v1alpha1",
+            "kind": "Flow",
+            "metadata": {"name": "f"},
+            "spec": spec,
+        }
+    )
+
+
+def test_settings_a_task_carries_from_its_flow():
+    spec = flow(
+        defaults={
+            "image": "i:1",
+            "retries": 2,
+            "timeoutSeconds": 60,
+            "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+        },
+        nodes=[
+            {
+                "name": "load",
+                "script": {"name": "load_raw", "args": ["{{ params.day }}"]},
+                "env": [{"name": "B", "value": "{{ run.name }}"}],
+            },
+            {"name": "child", "flow": {"name": "other", "parameters": {"x": "{{ params.day }}"}}},
+        ],
+    ).spec
+    load = task_settings(spec, TASK)
+    assert load["image"] == "i:1"
+    assert load["args"] == ["{{ params.day }}"]
+    assert load["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "{{ run.name }}"}]
+    # The plan entry holds retries, delays and timeouts: settings do not repeat them.
+    assert not {"retries", "retryDelaySeconds", "timeoutSeconds"} & set(load)
+    child = PlannedTask(id="child", node="child", type=TaskType.FLOW, target="other")
+    assert task_settings(spec, child)["parameters"] == {"x": "{{ params.day }}"}
+    assert task_settings(spec, child)["wait"] is True
+
+
+def test_a_launch_renders_args_env_and_child_parameters():
+    settings = {
+        "args": ["--day", "{{ params.day }}", "{{ tasks.extract.outputs.rows }}"],
+        "env": [
+            {"name": "RUN", "value": "{{ run.name }}/{{ run.scheduledDate }}"},
+            {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        ],
+        "parameters": {"day": "{{ params.day }}", "n": 3},
+        "image": "i:1",
+    }
+    started = launch(
+        TASK, settings, 2, RUN, {"day": "2026-11-01"}, {"extract": {"rows": 7}}, "duckdb:///w"
+    )
+    assert started.args == ("--day", "2026-11-01", "7")
+    assert started.env == (
+        {"name": "RUN", "value": "shop-1/2026-11-22"},
+        {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+    )
+    assert started.parameters == {"day": "2026-11-01", "n": 3}
+    assert started.settings["image"] == "i:1"
+    assert (started.task, started.attempt, started.kind, started.target) == (
+        "load",
+        2,
+        TaskType.SCRIPT,
+        "load_raw",
+    )
+    assert started.contract == {
+        "KASCADE_RUN": "shop-1",
+        "KASCADE_TASK": "load",
+        "KASCADE_FLOW": "shop",
+        "KASCADE_WAREHOUSE": "duckdb:///w",
+    }
+
+
+def test_a_flows_own_warehouse_variable_wins():
+    settings = {"env": [{"name": "KASCADE_WAREHOUSE", "value": "postgresql://h/db"}]}
+    started = launch(TASK, settings, 1, RUN, {}, {}, "duckdb:///w")
+    assert "KASCADE_WAREHOUSE" not in started.contract
+    assert launch(TASK, {}, 1, RUN, {}, {}, None).contract.get("KASCADE_WAREHOUSE") is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"args": ["ok", "{{ params.nope }}"]}, "task `load`: args[1]: template"),
+        ({"args": ["{{ tasks.x.outputs.rows }}"]}, "task `load`: args[0]: template"),
+        ({"args": ["{{ oops"]}, "task `load`: args[0]: template `{{ oops` does not parse"),
+        ({"env": [{"name": "E", "value": "{{ params.nope }}"}]}, "task `load`: env `E`: template"),
+        ({"parameters": {"p": "{{ params.nope }}"}}, "task `load`: parameters.p: template"),
+        ({"env": [{"name": "A=B", "value": "x"}]}, "task `load`: env `A=B`: a name must be"),
+        ({"env": [{"name": "", "value": "x"}]}, "task `load`: env ``: a name must be"),
+        ({"args": ["{{ params.nul }}"]}, "task `load`: args[0]: the value holds a NUL byte"),
+    ],
+)
+def test_a_launch_that_cannot_start_names_its_field(settings, named):
+    with pytest.raises(LaunchError) as caught:
+        launch(TASK, settings, 1, RUN, {"nul": "a\x00b"}, {}, None)
+    assert str(caught.value).startswith(named), str(caught.value)
