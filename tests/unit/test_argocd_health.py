@@ -27,17 +27,17 @@ import pytest
 import yaml
 
 from kascade.api import Flow, FlowStatus, Run, RunPhase, RunStatus
+from kascade.contract.archive import ARCHIVE_KEY, pack
 from kascade.engine.naming import scheduled_run_name
 from kascade.engine.runstate import Action, Limits, RunState, SetRunPhase
 from kascade.engine.schedules import cron_expression, tick
+from kascade.host.records import RunRecord, sync_record, task_record
 from kascade.operator.context import facts_of_run
 from kascade.operator.facts import rfc3339
 from kascade.operator.flows import FlowStatusWriter
 from kascade.operator.kube import Kube
-from kascade.host.records import RunRecord, sync_record, task_record
 from kascade.operator.projects import ProjectCache
 from kascade.operator.status import invalid_condition, run_status
-from kascade.contract.archive import ARCHIVE_KEY, pack
 from tests.unit.decisions import T0, Sim, plan_of, task
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,6 @@ from kascade.api.flow import TaskSettings
 from kascade.engine.attempts import Progress
 from kascade.engine.launch import RunIdentity, merged_settings
 from kascade.engine.launch import launch as engine_launch
-from kascade.engine.plan import PlannedTask
 from kascade.engine.naming import (
     child_run_name,
     dns_name,
@@ -21,6 +20,7 @@ from kascade.engine.naming import (
     scheduled_run_name,
     task_object_name,
 )
+from kascade.engine.plan import PlannedTask
 from kascade.host.records import AttemptRecord, RunRecord, task_record
 from kascade.operator.executors import RunFacts
 from kascade.operator.facts import job_facts, job_outcome, pod_facts
@@ -220,7 +220,8 @@ def test_task_status_lists_attempts_and_is_written_whole():
     status = task_status(record)
     assert status["phase"] == "FAILED"
     assert status["message"] == "attempt 1 failed (exit code 1): boom"
-    assert status["outputs"] is None and status["nextRetryTime"] is None
+    assert status["outputs"] is None
+    assert status["nextRetryTime"] is None
     assert status["attemptCount"] == 1
     assert status["attempts"][0] == {
         "number": 1,
