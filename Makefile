@@ -57,6 +57,10 @@ typecheck: $(INSTALLED) ## mypy --strict on the package
 unit: $(INSTALLED) ## unit tests (pure engine, CLI, CRDs)
 	$(BIN)/pytest tests/unit -q
 
+.PHONY: fuzz
+fuzz: $(INSTALLED) ## fuzz tier: generated flows and projects through lint, plan and run --local
+	$(BIN)/pytest tests/fuzz -q
+
 .PHONY: cluster-binaries
 cluster-binaries: ## build kube-apiserver, etcd, kwok... from the Go module proxy (cached)
 	hack/cluster/build.sh
@@ -86,7 +90,7 @@ e2e: $(INSTALLED) ## end-to-end tests: example flows through the CLI
 	$(BIN)/pytest tests/e2e -q
 
 .PHONY: test
-test: lint typecheck unit integration e2e ## everything CI runs
+test: lint typecheck unit fuzz integration e2e ## everything CI runs
 
 .PHONY: crds
 crds: $(INSTALLED) ## regenerate crds/ from the pydantic models

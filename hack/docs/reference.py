@@ -380,6 +380,21 @@ def command_section(ctx: click.Context, command: click.Command) -> list[str]:
     return lines
 
 
+EXIT_CODES = (
+    ("0", "Success; for a run (or `--wait`): the run ended SUCCEEDED."),
+    (
+        "1",
+        "The command failed: an invalid flow or project, a run that ended FAILED, TIMED_OUT "
+        "or ABORTED, or any other error. One line on stderr names what is wrong.",
+    ),
+    ("2", "Usage error: an unknown option, a missing argument or a bad option value."),
+    ("130", "Interrupted by Ctrl-C; a local run is aborted first (it ends ABORTED)."),
+    ("143", "Stopped by SIGTERM; a local run is aborted first (it ends ABORTED)."),
+    ("the task's", "`kascade task exec` exits with the exit code of the task it ran."),
+)
+"""Every exit code of `kascade`, as cli.md lists them (a unit test checks 0, 1 and 2)."""
+
+
 def cli_page() -> str:
     """The reference page of the `kascade` command line."""
     lines = [
@@ -388,8 +403,11 @@ def cli_page() -> str:
         NOTICE,
         "",
         "Every command and option of `kascade`, generated from its click command tree. Every "
-        "command also takes `-h`/`--help`. A command that fails prints one line naming what "
-        "is wrong and exits 1.",
+        "command also takes `-h`/`--help`.",
+        "",
+        "## Exit codes",
+        "",
+        *table(("Code", "Meaning"), [(code, prose(meaning)) for code, meaning in EXIT_CODES]),
         "",
     ]
     for ctx, command in commands(cli):

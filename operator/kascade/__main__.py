@@ -1,5 +1,5 @@
-"""`python -m kascade` runs the command line."""
+"""`python -m kascade` runs the command line, through the same entry as `kascade`."""
 
-from kascade.cli.main import main
+from kascade.cli.entry import main
 
 main()

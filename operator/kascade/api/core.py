@@ -7,19 +7,40 @@ server when the Job is created.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
 from kascade.api.base import ApiModel
 from kascade.api.markers import preserve_unknown_fields
+
+ENV_NAME = r"^[!-<>-~]+$"
+"""Printable ASCII without `=` or spaces: what core/v1 allows in an env name, less the
+space, which no shell or exec environment takes in a name."""
+_ENV_NAME = re.compile(ENV_NAME)
+
+
+def without_nul(value: str) -> str:
+    """A string that holds no NUL byte (no process argument or environment value can)."""
+    if "\x00" in value:
+        raise ValueError("holds a NUL byte, which no process argument or environment value can")
+    return value
+
+
+NulFreeStr = Annotated[str, AfterValidator(without_nul)]
+"""A string that reaches a process (an argument, an environment value): no NUL byte."""
 
 
 class EnvVar(ApiModel):
     """A core/v1 EnvVar: a literal value or a reference (secretKeyRef, configMapKeyRef, ...)."""
 
-    name: str = Field(min_length=1, description="Name of the environment variable.")
-    value: str | None = Field(
+    name: str = Field(
+        min_length=1,
+        description="Name of the environment variable: printable ASCII without `=` or spaces.",
+        json_schema_extra={"pattern": ENV_NAME},
+    )
+    value: NulFreeStr | None = Field(
         default=None,
         description="Literal value; may use templates such as {{ params.x }} or {{ run.name }}.",
     )
@@ -29,6 +50,16 @@ class EnvVar(ApiModel):
         "resourceFieldRef. Secrets arrive in the task as plain environment variables.",
         json_schema_extra=preserve_unknown_fields(),
     )
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_printable(cls, value: str) -> str:
+        # the pattern is in the schema (for the API server) but checked here, for a message
+        if not _ENV_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a valid name: use printable ASCII without `=` or spaces"
+            )
+        return value
 
 
 class LocalObjectReference(ApiModel):

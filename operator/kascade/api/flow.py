@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.config import JsonDict
 
@@ -14,13 +14,15 @@ from kascade.api.base import ApiModel, StatusModel
 from kascade.api.core import (
     EnvFromSource,
     EnvVar,
+    NulFreeStr,
     PodMetadata,
     ResourceRequirements,
     SecurityContext,
+    without_nul,
 )
 from kascade.api.enums import ConcurrencyPolicy, Frequency, ParameterType, RunPhase, TriggerRule
 from kascade.api.markers import cel, unique_by_name
-from kascade.api.meta import DNS_SUBDOMAIN, Condition, ObjectMeta
+from kascade.api.meta import DNS_SUBDOMAIN, GENERATION_MAX, Condition, NamedObjectMeta
 
 NODE_NAME = r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$"
 NODE_NAME_MAX = 63
@@ -31,6 +33,22 @@ MAX_HOOKS = 20
 MAX_SELECTORS = 200
 SELECTOR_MAX_LENGTH = 1024
 CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+RETRIES_MAX = 100
+RETRY_DELAY_SECONDS_MAX = 86_400
+"""One day."""
+TASK_TIMEOUT_SECONDS_MAX = 604_800
+"""Seven days."""
+RUN_TIMEOUT_SECONDS_MAX = 2_592_000
+"""Thirty days."""
+STARTING_DEADLINE_SECONDS_MAX = 2_592_000
+MAX_PARALLEL_TASKS_MAX = 10_000
+MAX_ACTIVE_RUNS_MAX = 10_000
+HISTORY_LIMIT_MAX = 1_000
+TASK_COUNT_MAX = 1_000_000
+"""Tasks a plan may hold (status counts only; nothing else bounds a big project)."""
+CRON_HORIZON_YEARS = 8
+"""A cron must fire within this many years (Feb 29 comes at least every 8 years)."""
+_CRON_PROBE_START = datetime(2001, 1, 1)
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 NodeName = Annotated[str, StringConstraints(pattern=NODE_NAME, max_length=NODE_NAME_MAX)]
 Selector = Annotated[str, StringConstraints(min_length=1, max_length=SELECTOR_MAX_LENGTH)]
@@ -97,6 +115,7 @@ class Schedule(ApiModel):
     starting_deadline_seconds: int | None = Field(
         default=None,
         ge=0,
+        le=STARTING_DEADLINE_SECONDS_MAX,
         description="A missed time still runs if the operator sees it at most this late; "
         "unset means only the most recent missed time runs, however late.",
     )
@@ -105,8 +124,19 @@ class Schedule(ApiModel):
     @field_validator("cron")
     @classmethod
     def _cron_parses(cls, value: str | None) -> str | None:
-        if value is not None and not croniter.is_valid(value):
+        if value is None:
+            return value
+        if not croniter.is_valid(value):
             raise ValueError(f"invalid cron expression {value!r}")
+        try:
+            croniter(
+                value, _CRON_PROBE_START, max_years_between_matches=CRON_HORIZON_YEARS
+            ).get_next(datetime)
+        except (CroniterError, ValueError, OverflowError) as err:
+            raise ValueError(
+                f"cron expression {value!r} never fires (no time matches it in "
+                f"{CRON_HORIZON_YEARS} years; e.g. February has no 30th or 31st)"
+            ) from err
         return value
 
     @field_validator("timezone")
@@ -114,7 +144,9 @@ class Schedule(ApiModel):
     def _timezone_exists(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as err:
+        except (KeyError, ValueError, OSError) as err:
+            # an unknown name is a ZoneInfoNotFoundError (a KeyError), a folder of the zone
+            # database such as `Europe` an IsADirectoryError, a malformed name a ValueError
             raise ValueError(f"unknown IANA time zone {value!r}") from err
         return value
 
@@ -149,19 +181,50 @@ class Parameter(ApiModel):
     )
     description: str | None = Field(default=None, description="What the parameter means.")
 
+    @field_validator("default")
+    @classmethod
+    def _default_without_nul(cls, value: Any) -> Any:
+        _reject_nul(value)
+        return value
+
+
+def _reject_nul(value: Any) -> None:
+    """ValueError when a string anywhere in `value` holds a NUL byte. Each list or mapping
+    is read once, so YAML aliases that repeat one list many times cost nothing extra."""
+    pending = [value]
+    seen: set[int] = set()
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            without_nul(item)
+        elif isinstance(item, list | dict) and id(item) not in seen:
+            seen.add(id(item))
+            pending.extend(item.values() if isinstance(item, dict) else item)
+            if isinstance(item, dict):
+                pending.extend(key for key in item if isinstance(key, str))
+
 
 class TaskSettings(ApiModel):
     """Execution settings of a task; set in defaults, overridable per node."""
 
     image: str | None = Field(default=None, description="Container image of the task runtime.")
     retries: int | None = Field(
-        default=None, ge=0, le=100, description="Extra attempts after a failure. Default 0."
+        default=None,
+        ge=0,
+        le=RETRIES_MAX,
+        description="Extra attempts after a failure. Default 0.",
     )
     retry_delay_seconds: int | None = Field(
-        default=None, ge=0, description="Wait between attempts. Default 30."
+        default=None,
+        ge=0,
+        le=RETRY_DELAY_SECONDS_MAX,
+        description="Wait between attempts. Default 30.",
     )
     timeout_seconds: int | None = Field(
-        default=None, ge=1, description="Deadline of one attempt; unset means none."
+        default=None,
+        ge=1,
+        le=TASK_TIMEOUT_SECONDS_MAX,
+        description="Deadline of one attempt; unset means none.",
     )
     env: list[EnvVar] | None = Field(
         default=None, description="Environment variables (core/v1 EnvVar list)."
@@ -214,7 +277,7 @@ class ScriptRef(ApiModel):
     """A script package of the project, scripts/<name>/__main__.py."""
 
     name: str = Field(pattern=SCRIPT_NAME, max_length=128, description="Script package name.")
-    args: list[str] | None = Field(
+    args: list[NulFreeStr] | None = Field(
         default=None, description="Arguments (sys.argv[1:]); templates allowed."
     )
 
@@ -230,6 +293,16 @@ class ChildFlow(ApiModel):
     wait: bool = Field(
         default=True, description="Wait for the child run to finish and take its outcome."
     )
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters_without_nul(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        for name, parameter in (value or {}).items():
+            try:
+                _reject_nul(parameter)
+            except ValueError as err:
+                raise ValueError(f"{name}: {err}") from err
+        return value
 
 
 class Node(TaskSettings):
@@ -362,11 +435,15 @@ class FlowSpec(ApiModel):
         default=None, description="Settings every task inherits; a node may override them."
     )
     max_parallel_tasks: int = Field(
-        default=8, ge=1, le=10000, description="Most tasks running at the same time."
+        default=8,
+        ge=1,
+        le=MAX_PARALLEL_TASKS_MAX,
+        description="Most tasks running at the same time.",
     )
     max_active_runs: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_ACTIVE_RUNS_MAX,
         description="Most runs of this Flow active at once; more wait in QUEUED, oldest first.",
     )
     fail_fast: bool = Field(
@@ -374,13 +451,22 @@ class FlowSpec(ApiModel):
         description="On the first terminal task failure, stop running tasks and start no more.",
     )
     timeout_seconds: int | None = Field(
-        default=None, ge=1, description="Whole-run deadline; when it passes the run is TIMED_OUT."
+        default=None,
+        ge=1,
+        le=RUN_TIMEOUT_SECONDS_MAX,
+        description="Whole-run deadline; when it passes the run is TIMED_OUT.",
     )
     successful_runs_history_limit: int = Field(
-        default=10, ge=0, description="Succeeded runs kept; older ones are deleted."
+        default=10,
+        ge=0,
+        le=HISTORY_LIMIT_MAX,
+        description="Succeeded runs kept; older ones are deleted.",
     )
     failed_runs_history_limit: int = Field(
-        default=10, ge=0, description="Failed, aborted and timed-out runs kept."
+        default=10,
+        ge=0,
+        le=HISTORY_LIMIT_MAX,
+        description="Failed, aborted and timed-out runs kept.",
     )
     nodes: list[Node] = Field(
         min_length=1,
@@ -424,7 +510,10 @@ class FlowStatus(StatusModel):
     """What the operator observed of the Flow: validity, schedule and the latest runs."""
 
     observed_generation: int | None = Field(
-        default=None, description="The .metadata.generation last processed."
+        default=None,
+        ge=0,
+        le=GENERATION_MAX,
+        description="The .metadata.generation last processed.",
     )
     conditions: list[Condition] | None = Field(
         default=None, description="Valid (spec and project check out) and Ready."
@@ -432,7 +521,9 @@ class FlowStatus(StatusModel):
     schedule: str | None = Field(
         default=None, description="The cron expression in effect (basic mode translated)."
     )
-    task_count: int | None = Field(default=None, description="Tasks in the Flow's plan.")
+    task_count: int | None = Field(
+        default=None, ge=0, le=TASK_COUNT_MAX, description="Tasks in the Flow's plan."
+    )
     last_schedule_time: datetime | None = Field(
         default=None, description="The last time a run was scheduled."
     )
@@ -453,6 +544,8 @@ class Flow(ApiModel):
 
     api_version: str = Field(default="kascade.io/v1alpha1", description="kascade.io/v1alpha1")
     kind: str = Field(default="Flow", description="Flow")
-    metadata: ObjectMeta = Field(description="Standard object metadata.")
+    metadata: NamedObjectMeta = Field(
+        description="Standard object metadata; the name is a DNS-1123 subdomain."
+    )
     spec: FlowSpec = Field(description="The Flow definition.")
     status: FlowStatus | None = Field(default=None, description="Observed state.")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from kascade.api.base import ApiModel, StatusModel
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS_SUBDOMAIN_MAX = 253
+GENERATION_MAX = 2**63 - 1
+"""metadata.generation is an int64."""
+_DNS_SUBDOMAIN = re.compile(DNS_SUBDOMAIN)
 
 
 class ObjectMeta(ApiModel):
@@ -24,6 +29,25 @@ class ObjectMeta(ApiModel):
     annotations: dict[str, str] | None = Field(default=None, description="Object annotations.")
 
 
+class NamedObjectMeta(ObjectMeta):
+    """Metadata of an object whose name kascade uses as a path and in the names of other
+    objects (a Flow): the name must be a DNS-1123 subdomain, as Kubernetes requires."""
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_dns_subdomain(cls, value: str | None) -> str | None:
+        if value is not None and (
+            len(value) > DNS_SUBDOMAIN_MAX or not _DNS_SUBDOMAIN.fullmatch(value)
+        ):
+            shown = value if len(value) <= 80 else value[:60] + "..."
+            raise ValueError(
+                "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', "
+                f"starting and ending with a letter or digit, at most {DNS_SUBDOMAIN_MAX} "
+                f"characters (got {shown!r})"
+            )
+        return value
+
+
 class Condition(StatusModel):
     """A standard Kubernetes condition (metav1.Condition)."""
 
@@ -35,5 +59,8 @@ class Condition(StatusModel):
         default=None, description="When the status last changed."
     )
     observed_generation: int | None = Field(
-        default=None, description="The .metadata.generation this condition was computed for."
+        default=None,
+        ge=0,
+        le=GENERATION_MAX,
+        description="The .metadata.generation this condition was computed for.",
     )

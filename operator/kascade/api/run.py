@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, model_validator
 
 from kascade.api.base import ApiModel, StatusModel
 from kascade.api.enums import RERUN_TYPES, RunPhase, RunType
+from kascade.api.flow import MAX_PARALLEL_TASKS_MAX, RUN_TIMEOUT_SECONDS_MAX, TASK_COUNT_MAX
 from kascade.api.markers import cel, immutable
-from kascade.api.meta import DNS_SUBDOMAIN, Condition, ObjectMeta
+from kascade.api.meta import DNS_SUBDOMAIN, GENERATION_MAX, Condition, ObjectMeta
 
 HISTORY_LIMIT = 50
+TaskCount = Annotated[int, Field(ge=0, le=TASK_COUNT_MAX)]
 
 
 _RERUN_TYPE_LIST = "[" + ", ".join(f"'{t.value}'" for t in sorted(RERUN_TYPES)) + "]"
@@ -123,9 +125,13 @@ class PhaseChange(StatusModel):
 class RunSettings(StatusModel):
     """The Flow settings a run took when it was admitted (later Flow edits do not change it)."""
 
-    max_parallel_tasks: int = Field(description="Most tasks running at the same time.")
+    max_parallel_tasks: int = Field(
+        ge=1, le=MAX_PARALLEL_TASKS_MAX, description="Most tasks running at the same time."
+    )
     fail_fast: bool = Field(default=False, description="Stop at the first task failure.")
-    timeout_seconds: int | None = Field(default=None, description="Whole-run deadline.")
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, le=RUN_TIMEOUT_SECONDS_MAX, description="Whole-run deadline."
+    )
     project_config_map: str | None = Field(
         default=None, description="The ConfigMap the run's tasks take the project from."
     )
@@ -135,7 +141,10 @@ class RunStatus(StatusModel):
     """The observed state of a Run: phase, history, task counts, related runs."""
 
     observed_generation: int | None = Field(
-        default=None, description="The .metadata.generation last processed."
+        default=None,
+        ge=0,
+        le=GENERATION_MAX,
+        description="The .metadata.generation last processed.",
     )
     phase: RunPhase | None = Field(default=None, description="Current phase.")
     reason: str | None = Field(default=None, description="Why the run is in its phase.")
@@ -155,8 +164,10 @@ class RunStatus(StatusModel):
     settings: RunSettings | None = Field(
         default=None, description="The Flow settings the run took when it was planned."
     )
-    total_tasks: int | None = Field(default=None, ge=0, description="Tasks in the run's plan.")
-    task_counts: dict[str, int] | None = Field(
+    total_tasks: int | None = Field(
+        default=None, ge=0, le=TASK_COUNT_MAX, description="Tasks in the run's plan."
+    )
+    task_counts: dict[str, TaskCount] | None = Field(
         default=None, description="Number of tasks in each task phase."
     )
     progress: str | None = Field(default=None, description="Finished tasks / all tasks, e.g. 3/10.")

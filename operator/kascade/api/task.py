@@ -10,9 +10,14 @@ from pydantic import Field
 from kascade.api.base import ApiModel, StatusModel
 from kascade.api.enums import TaskPhase, TaskType, TriggerRule
 from kascade.api.flow import TaskSettings
-from kascade.api.meta import DNS_SUBDOMAIN, ObjectMeta
+from kascade.api.meta import DNS_SUBDOMAIN, GENERATION_MAX, ObjectMeta
 
 OUTPUTS_MAX_BYTES = 4096
+ATTEMPTS_MAX = 10_000
+"""Attempts of one task: far above retries + 1, for attempts that were lost and redone."""
+EXIT_CODE_MIN = -(2**31)
+EXIT_CODE_MAX = 2**31 - 1
+"""An int32, as in core/v1 (negative: a local process ended by a signal)."""
 
 
 class RunRef(ApiModel):
@@ -51,11 +56,16 @@ class TaskSpec(TaskSettings):
 class Attempt(StatusModel):
     """One attempt of a Task: one Job."""
 
-    number: int = Field(ge=1, description="1 for the first attempt.")
+    number: int = Field(ge=1, le=ATTEMPTS_MAX, description="1 for the first attempt.")
     job_name: str | None = Field(default=None, description="The Job of this attempt.")
     start_time: datetime | None = Field(default=None, description="When the attempt started.")
     end_time: datetime | None = Field(default=None, description="When the attempt ended.")
-    exit_code: int | None = Field(default=None, description="Exit code of the task container.")
+    exit_code: int | None = Field(
+        default=None,
+        ge=EXIT_CODE_MIN,
+        le=EXIT_CODE_MAX,
+        description="Exit code of the task container.",
+    )
     reason: str | None = Field(
         default=None, description="Why it ended: Completed, Error, DeadlineExceeded, Aborted."
     )
@@ -66,13 +76,18 @@ class TaskStatus(StatusModel):
     """The observed state of a Task."""
 
     observed_generation: int | None = Field(
-        default=None, description="The .metadata.generation last processed."
+        default=None,
+        ge=0,
+        le=GENERATION_MAX,
+        description="The .metadata.generation last processed.",
     )
     phase: TaskPhase | None = Field(default=None, description="Current phase.")
     reason: str | None = Field(default=None, description="Why the task is in its phase.")
     message: str | None = Field(default=None, description="Details of the current phase.")
     attempts: list[Attempt] | None = Field(default=None, description="Attempts, oldest first.")
-    attempt_count: int | None = Field(default=None, ge=0, description="Number of attempts.")
+    attempt_count: int | None = Field(
+        default=None, ge=0, le=ATTEMPTS_MAX, description="Number of attempts."
+    )
     next_retry_time: datetime | None = Field(
         default=None, description="When a RETRYING task starts its next attempt."
     )

@@ -6,8 +6,10 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from kascade import __version__
@@ -17,7 +19,9 @@ from kascade.cli.console import console_for, stderr
 from kascade.cli.loading import plan_flow
 from kascade.cli.local_commands import COMMANDS as LOCAL_COMMANDS
 from kascade.cli.mermaid import render_mermaid
+from kascade.contract import ContractError
 from kascade.engine.errors import KascadeError, PlanError
+from kascade.engine.lint import lint_flow
 from kascade.runtime.errors import TaskError
 
 # Missing files are reported by the loaders (exit 1, naming the file), not as usage errors.
@@ -27,7 +31,13 @@ PROJECT_DIR = click.Path(path_type=Path)
 
 def _warn(warnings: tuple[str, ...]) -> None:
     for warning in warnings:
-        stderr.print(f"[yellow]warning:[/] {warning}", markup=True)
+        stderr.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
+
+
+def _fail(problems: tuple[str, ...] | list[str]) -> NoReturn:
+    for problem in problems:
+        stderr.print(f"[red]error:[/] {escape(problem)}", markup=True)
+    raise SystemExit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,15 +50,21 @@ def cli() -> None:
 @click.argument("flow", type=FLOW_FILE)
 @click.option("--project", type=PROJECT_DIR, help="Project directory (default: the flow's folder).")
 def lint(flow: Path, project: Path | None) -> None:
-    """Validate a flow and its project; exit 1 naming every error."""
+    """Validate a flow and its project; exit 1 naming every error.
+
+    Beyond planning, every model's Jinja is parsed and rendered, every template of the flow
+    (args, env values, child-flow parameters, parameter defaults) rendered for a sample
+    run, and every parameter default checked against its type.
+    """
     try:
         planned = plan_flow(flow, project)
     except PlanError as err:
         _warn(err.warnings)
-        for problem in err.problems:
-            stderr.print(f"[red]error:[/] {problem}", markup=True)
-        raise SystemExit(1) from None
+        _fail(err.problems)
     _warn(planned.plan.warnings)
+    problems = lint_flow(planned.flow, planned.project, planned.plan)
+    if problems:
+        _fail(problems)
     plan = planned.plan
     counts = [_count(len(plan.tasks), "task")]
     counts += [_count(len(plan.hooks), "hook")] if plan.hooks else []
@@ -121,16 +137,24 @@ for command in (*LOCAL_COMMANDS, *CLUSTER_COMMANDS):
 
 
 def main() -> None:
-    """Run the CLI; a KascadeError is a message and exit code 1, never a traceback."""
+    """Run the CLI; a KascadeError is a message and exit code 1, never a traceback.
+
+    Exit codes: 0 success, 1 failure (one line naming what is wrong), 2 usage error, 130
+    Ctrl-C, 143 SIGTERM (the commands that run flows set 130 and 143 themselves).
+    """
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        stderr.print("aborted")
+    except click.exceptions.Abort as err:
+        interrupted = isinstance(err.__cause__, KeyboardInterrupt)
+        stderr.print("interrupted" if interrupted else "aborted", markup=False)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        stderr.print("interrupted", markup=False)
         sys.exit(130)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
-    except (KascadeError, TaskError) as err:
+    except (KascadeError, TaskError, ContractError) as err:
         stderr.print(f"error: {err}", markup=False)
         sys.exit(1)
     except Exception as err:

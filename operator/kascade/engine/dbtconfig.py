@@ -4,10 +4,17 @@ Merging follows dbt: levels apply from the project root down to the model (`+key
 plain key with a non-mapping value is a config, a plain key with a mapping is a folder),
 then the model's properties file, then its own config(). `tags` accumulate across levels,
 `meta` is merged key by key, every other key is replaced by the more specific level.
+
+Nothing outside the project is read: path entries that leave it are problems, and so are
+project files that are links out of it, links to nothing, or not regular files (a FIFO
+would block the reader forever).
 """
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +22,43 @@ from typing import Any
 
 import yaml
 
+from kascade.engine.manifests import alias_problem, yaml_value_error
+
 DEFAULT_MODEL_PATHS = ("models",)
 DEFAULT_SEED_PATHS = ("seeds",)
 DEFAULT_CONFIG: Mapping[str, Any] = {"materialized": "view", "enabled": True, "tags": []}
+_SEPARATORS = re.compile(r"[\\/]")
+
+
+class ProjectRoot:
+    """The real path of a project directory, and what lies inside it."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.real = os.path.realpath(root)
+        self._prefix = self.real if self.real.endswith(os.sep) else self.real + os.sep
+
+    def holds(self, real: str) -> bool:
+        """Whether a real (symlink-free) path is the project directory or inside it."""
+        return real == self.real or real.startswith(self._prefix)
+
+    def file_problem(self, path: str, shown: str) -> str | None:
+        """Why the project file at `path` must not be read, or None when it may be (or does
+        not exist): a link out of the project or to nothing, or not a regular file."""
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            real = os.path.realpath(path)
+            if not self.holds(real):
+                return f"{shown}: a link to {real}, outside the project; not read"
+            try:
+                mode = os.stat(path).st_mode
+            except OSError:
+                return f"{shown}: a link to {real}, which does not exist"
+        if not stat.S_ISREG(mode):
+            return f"{shown}: not a regular file; not read"
+        return None
 
 
 @dataclass(frozen=True)
@@ -34,6 +75,11 @@ def read_settings(root: Path, problems: list[str]) -> ProjectSettings:
     """The project's settings; a missing dbt_project.yml means defaults named after the folder."""
     fallback = ProjectSettings(name=root.resolve().name)
     path = root / "dbt_project.yml"
+    inside = ProjectRoot(root)
+    problem = inside.file_problem(str(path), "dbt_project.yml")
+    if problem is not None:
+        problems.append(problem)
+        return fallback
     if not path.is_file():
         return fallback
     document = load_yaml(path, problems, "dbt_project.yml")
@@ -49,32 +95,72 @@ def read_settings(root: Path, problems: list[str]) -> ProjectSettings:
         models = {}
     return ProjectSettings(
         name=str(name),
-        model_paths=_paths(document, ("model-paths", "source-paths"), DEFAULT_MODEL_PATHS),
-        seed_paths=_paths(document, ("seed-paths", "data-paths"), DEFAULT_SEED_PATHS),
+        model_paths=_paths(
+            document, ("model-paths", "source-paths"), DEFAULT_MODEL_PATHS, inside, problems
+        ),
+        seed_paths=_paths(
+            document, ("seed-paths", "data-paths"), DEFAULT_SEED_PATHS, inside, problems
+        ),
         models_config=models,
     )
 
 
 def _paths(
-    document: Mapping[str, Any], keys: Sequence[str], default: tuple[str, ...]
+    document: Mapping[str, Any],
+    keys: Sequence[str],
+    default: tuple[str, ...],
+    inside: ProjectRoot,
+    problems: list[str],
 ) -> tuple[str, ...]:
+    """The folders of the first key set; an entry leaving the project is a problem, left out."""
     for key in keys:
         value = document.get(key)
         if isinstance(value, list) and value:
-            return tuple(str(item).strip("/") for item in value)
+            kept: list[str] = []
+            for item in value:
+                entry = str(item)
+                problem = _outside_entry(entry, inside)
+                if problem is None:
+                    kept.append(entry.strip("/"))
+                else:
+                    problems.append(f"dbt_project.yml: {key} entry {entry!r} {problem}; ignored")
+            return tuple(kept)
     return default
+
+
+def _outside_entry(entry: str, inside: ProjectRoot) -> str | None:
+    """Why a path entry of dbt_project.yml leaves the project, or None when it does not."""
+    if "\x00" in entry:
+        return "holds a NUL byte"
+    if os.path.isabs(entry) or entry.startswith(("/", "\\")):
+        return "is an absolute path: it must be a folder inside the project"
+    if ".." in _SEPARATORS.split(entry):
+        return "goes up with `..`: it must be a folder inside the project"
+    real = os.path.realpath(os.path.join(inside.real, entry.strip("/")))
+    if not inside.holds(real):
+        return f"resolves to {real}, outside the project"
+    return None
 
 
 def load_yaml(path: Path, problems: list[str], shown: str) -> Any:
     """Parse one YAML file; a problem naming the file (and line) instead of an exception."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{shown}:{mark.line + 1}" if mark is not None else shown
         problems.append(f"{where}: invalid YAML: {getattr(err, 'problem', None) or err}")
     except (OSError, UnicodeDecodeError) as err:
         problems.append(f"{shown}: cannot read: {err}")
+    except RecursionError:
+        problems.append(f"{shown}: invalid YAML: nested too deeply")
+    except ValueError as err:  # an integer of more digits than Python converts
+        problems.append(f"{shown}: invalid YAML: {yaml_value_error(err)}")
+    else:
+        problem = alias_problem(document)
+        if problem is None:
+            return document
+        problems.append(f"{shown}: invalid YAML: {problem}")
     return None
 
 
@@ -124,22 +210,19 @@ def as_list(value: Any) -> list[Any]:
 
 
 def read_properties(
-    root: Path, model_paths: Sequence[str], problems: list[str]
+    files: Sequence[tuple[str, str]], problems: list[str]
 ) -> dict[str, dict[str, Any]]:
-    """Model configs from properties files (models/**/*.yml: `models: [{name, config}]`)."""
+    """Model configs from properties files (models/**/*.yml: `models: [{name, config}]`),
+    given as (path to read, path to show) in the order they apply."""
     configs: dict[str, dict[str, Any]] = {}
-    for model_path in model_paths:
-        base = root / model_path
-        if not base.is_dir():
+    for absolute, shown in files:
+        document = load_yaml(Path(absolute), problems, shown)
+        entries = document.get("models") if isinstance(document, dict) else None
+        if not isinstance(entries, list):
             continue
-        for path in sorted([*base.rglob("*.yml"), *base.rglob("*.yaml")]):
-            document = load_yaml(path, problems, path.relative_to(root).as_posix())
-            entries = document.get("models") if isinstance(document, dict) else None
-            if not isinstance(entries, list):
-                continue
-            for entry in entries:
-                if isinstance(entry, dict) and "name" in entry:
-                    config = entry.get("config")
-                    if isinstance(config, dict):
-                        configs[str(entry["name"])] = config
+        for entry in entries:
+            if isinstance(entry, dict) and "name" in entry:
+                config = entry.get("config")
+                if isinstance(config, dict):
+                    configs[str(entry["name"])] = config
     return configs

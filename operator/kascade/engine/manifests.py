@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ def load_flow(path: Path | str) -> Flow:
     """The Flow in a manifest file (the first document of kind Flow)."""
     path = Path(path)
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would never end
+            raise ManifestError(f"{path}: not a regular file")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ManifestError(f"{path}: cannot read: {err}") from err
@@ -34,6 +37,14 @@ def parse_flow(text: str, source: str) -> Flow:
         raise ManifestError(
             f"{where}: invalid YAML: {getattr(err, 'problem', None) or err}"
         ) from err
+    except RecursionError as err:
+        raise ManifestError(f"{source}: invalid YAML: nested too deeply") from err
+    except ValueError as err:  # an integer of more digits than Python converts, and the like
+        raise ManifestError(f"{source}: invalid YAML: {yaml_value_error(err)}") from err
+    for document in documents:
+        problem = alias_problem(document)
+        if problem is not None:
+            raise ManifestError(f"{source}: invalid YAML: {problem}")
     flows = [doc for doc in documents if isinstance(doc, dict) and doc.get("kind") == "Flow"]
     if not flows:
         raise ManifestError(f"{source}: no document of kind Flow (expected `kind: Flow`)")
@@ -49,6 +60,56 @@ def parse_flow(text: str, source: str) -> Flow:
     if not flow.metadata.name:
         raise ManifestError(f"{source}: metadata.name: the Flow needs a name")
     return flow
+
+
+# More values than any Flow or dbt file holds, far fewer than a YAML alias bomb expands to.
+MAX_VALUES = 200_000
+
+
+def alias_problem(document: Any, limit: int = MAX_VALUES) -> str | None:
+    """Why a loaded YAML document cannot be read as data, if it cannot: YAML aliases make
+    it refer to itself, or expand to more than `limit` values (what a reader walking it
+    would visit; a "billion laughs" file is a few lines long)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, dict | list):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise _SelfReference
+        open_nodes.add(key)
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        if size(document) > limit:
+            return f"expands to more than {limit:,} values (YAML aliases?)"
+    except _SelfReference:
+        return "a YAML alias makes it refer to itself"
+    except RecursionError:
+        return "nested too deeply"
+    return None
+
+
+class _SelfReference(Exception):
+    """A document that contains itself."""
+
+
+def yaml_value_error(err: ValueError) -> str:
+    """The message of a ValueError raised while YAML was read, without Python's advice
+    to raise the limit of digits (a user cannot)."""
+    return str(err).partition("; use sys.set_int_max_str_digits")[0]
 
 
 def format_validation_error(err: ValidationError, source: str, document: Any = None) -> str:

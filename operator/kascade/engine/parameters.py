@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -58,7 +60,13 @@ def _value(parameter: Parameter, given: Mapping[str, Any], run: Mapping[str, Any
 
 
 def convert(kind: ParameterType, raw: Any) -> Any:
-    """A value as the declared type; strings (from --param K=V) are parsed."""
+    """A value as the declared type; strings (from --param K=V) are parsed.
+
+    A string never holds a NUL byte (no process argument or environment value can), and a
+    number is finite (nan and inf have no JSON form and break any arithmetic on them).
+    """
+    if isinstance(raw, str) and "\x00" in raw:
+        raise ValueError("the value holds a NUL byte")
     if kind == ParameterType.STRING:
         if isinstance(raw, dict | list):
             raise ValueError(f"expected a string, got {type(raw).__name__}")
@@ -68,24 +76,33 @@ def convert(kind: ParameterType, raw: Any) -> Any:
             return raw
         if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
             return raw.strip().lower() in _TRUE
-        raise ValueError(f"expected a boolean (true/false), got {raw!r}")
+        raise ValueError(f"expected a boolean (true/false), got {_shown(raw)}")
     if kind == ParameterType.INTEGER:
         if isinstance(raw, int) and not isinstance(raw, bool):
             return raw
         if isinstance(raw, str):
             try:
                 return int(raw.strip())
-            except ValueError:
+            except ValueError:  # not a number, or more digits than Python converts
                 pass
-        raise ValueError(f"expected an integer, got {raw!r}")
+        raise ValueError(f"expected an integer, got {_shown(raw)}")
+    number: int | float | None = None
     if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return raw
-    if isinstance(raw, str):
-        try:
-            return float(raw.strip())
-        except ValueError:
-            pass
-    raise ValueError(f"expected a number, got {raw!r}")
+        number = raw
+    elif isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            number = float(raw.strip())
+    if number is None:
+        raise ValueError(f"expected a number, got {_shown(raw)}")
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {_shown(raw)}")
+    return number
+
+
+def _shown(raw: Any) -> str:
+    """A value as an error shows it: its repr, cut short when long."""
+    text = repr(raw)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def _text(raw: Any) -> str:

@@ -1,8 +1,15 @@
-"""A model project on disk: SQL models (with their refs and configs), scripts and seeds."""
+"""A model project on disk: SQL models (with their refs and configs), scripts and seeds.
+
+The project is read without leaving it: a link out of the project (or to nothing) and a
+file that is not a regular file (a FIFO, a device) are problems naming the path, never
+followed or read. Links inside the project are followed, each real folder read once.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +17,7 @@ from typing import Any
 
 from kascade.engine.dbtconfig import (
     DEFAULT_CONFIG,
+    ProjectRoot,
     as_list,
     folder_levels,
     merge_config,
@@ -21,6 +29,8 @@ from kascade.engine.sqlscan import Ref, Source, scan_sql
 
 SCRIPTS_DIR = "scripts"
 SCRIPT_ENTRY = "__main__.py"
+_MODEL_FILES = (".sql", ".yml", ".yaml")
+_PROPERTIES_FILES = (".yml", ".yaml")
 
 
 @dataclass(frozen=True)
@@ -69,11 +79,23 @@ def load_project(root: Path | str) -> Project:
         problems.append(f"project directory {root} does not exist")
         return Project(root, root.name, {}, {}, frozenset(), Graph({}), tuple(problems))
     settings = read_settings(root, problems)
+    walker = _Walker(root, problems)
     configs = _FolderConfigs(settings.name, settings.models_config)
-    properties = read_properties(root, settings.model_paths, problems)
+    model_files = [walker.files(path, _MODEL_FILES) for path in settings.model_paths]
+    properties = read_properties(
+        [
+            (file.absolute, file.path)
+            for files in model_files
+            for file in sorted(files, key=lambda f: f.path.split("/"))
+            if file.path.endswith(_PROPERTIES_FILES)
+        ],
+        problems,
+    )
+    sql_files = [file for files in model_files for file in files if file.path.endswith(".sql")]
+    sql_files.sort(key=lambda f: f.path.split("/"))
     models: dict[str, Model] = {}
     disabled: dict[str, str] = {}
-    for file in _sql_files(root, settings.model_paths):
+    for file in sql_files:
         model = _load_model(file, configs, properties, problems)
         if model is None:
             continue
@@ -86,7 +108,11 @@ def load_project(root: Path | str) -> Project:
             )
         else:
             models[model.name] = model
-    seeds = _seed_names(root, settings.seed_paths)
+    seeds = {
+        file.name[: -len(".csv")]
+        for seed_path in settings.seed_paths
+        for file in walker.files(seed_path, (".csv",))
+    }
     parents = {
         name: _resolve_refs(model, settings.name, models, disabled, seeds, problems)
         for name, model in models.items()
@@ -95,7 +121,7 @@ def load_project(root: Path | str) -> Project:
         root=root,
         name=settings.name,
         models=models,
-        scripts=_scripts(root),
+        scripts=walker.scripts(),
         seeds=frozenset(seeds),
         graph=Graph(parents),
         problems=tuple(problems),
@@ -103,38 +129,142 @@ def load_project(root: Path | str) -> Project:
 
 
 @dataclass(frozen=True)
-class _SqlFile:
-    """A model file found under a model path."""
+class _File:
+    """A file found under a folder of the project."""
 
     absolute: str
     path: str
+    """Relative to the project, with `/`: models/marts/fct_orders.sql."""
     folders: tuple[str, ...]
+    """The folders between the model path and the file: ("marts",)."""
     name: str
+    """The name without its suffix, for a .sql file: fct_orders."""
 
 
-def _sql_files(root: Path, model_paths: tuple[str, ...]) -> list[_SqlFile]:
-    """Every .sql file under the model paths, in path order (plain os.walk: this runs for
-    every model of a big project, and pathlib costs several times more per file)."""
-    found: list[_SqlFile] = []
-    for model_path in model_paths:
-        base = os.path.join(root, model_path)
-        for directory, subdirectories, files in os.walk(base):
-            subdirectories.sort()
-            relative = os.path.relpath(directory, base)
-            folders = () if relative == "." else tuple(relative.split(os.sep))
-            prefix = "/".join((model_path, *folders))
-            for file in files:
-                if file.endswith(".sql"):
-                    found.append(
-                        _SqlFile(
-                            absolute=os.path.join(directory, file),
-                            path=f"{prefix}/{file}",
-                            folders=folders,
-                            name=file[: -len(".sql")],
-                        )
+class _Walker:
+    """Regular files under folders of the project, read without leaving it.
+
+    Uses os.scandir, whose entries know without a system call whether they are links,
+    folders or files: this runs for every model of a big project. Plain folders are read
+    first; folders reached through links inside the project come after, each real folder
+    once (so a link loop ends, and two links to one folder are a problem).
+    """
+
+    def __init__(self, root: Path, problems: list[str]) -> None:
+        self.root = str(root)
+        self.inside = ProjectRoot(root)
+        self.problems = problems
+
+    def files(self, folder: str, suffixes: tuple[str, ...]) -> list[_File]:
+        """Every regular file under `folder` whose name ends with one of `suffixes`."""
+        base = os.path.join(self.root, folder)
+        top = self._real_folder(base, folder)
+        if top is None:
+            return []
+        found: list[_File] = []
+        visited = {top}
+        pending: list[tuple[str, str, tuple[str, ...]]] = [(base, top, ())]
+        links: deque[tuple[str, str, tuple[str, ...]]] = deque()
+        while pending or links:
+            if not pending:
+                path, target, folders = links.popleft()
+                if target in visited:
+                    self.problems.append(
+                        f"{'/'.join((folder, *folders))}: a link to {target}, a folder read "
+                        "already; not read again"
                     )
-    found.sort(key=lambda f: f.path.split("/"))
-    return found
+                else:
+                    visited.add(target)
+                    pending.append((path, target, folders))
+                continue
+            directory, real, folders = pending.pop()
+            for entry in self._entries(directory, "/".join((folder, *folders))):
+                shown = "/".join((folder, *folders, entry.name))
+                wanted = entry.name.endswith(suffixes)
+                if entry.is_symlink():
+                    mode = self._link_mode(entry.path, shown, wanted)
+                    if mode is not None and stat.S_ISDIR(mode):
+                        target = os.path.realpath(entry.path)
+                        links.append((entry.path, target, (*folders, entry.name)))
+                        continue
+                    regular = mode is not None and stat.S_ISREG(mode)
+                    if mode is None:
+                        continue
+                elif entry.is_dir(follow_symlinks=False):
+                    below = os.path.join(real, entry.name)
+                    if below not in visited:
+                        visited.add(below)
+                        pending.append((entry.path, below, (*folders, entry.name)))
+                    continue
+                else:
+                    regular = entry.is_file(follow_symlinks=False)
+                if not wanted:
+                    continue
+                if not regular:
+                    self.problems.append(f"{shown}: not a regular file; not read")
+                    continue
+                stem = entry.name[: -len(".sql")] if entry.name.endswith(".sql") else entry.name
+                found.append(_File(entry.path, shown, folders, stem))
+        return found
+
+    def scripts(self) -> dict[str, str]:
+        """Script packages: scripts/<name>/__main__.py, each inside the project."""
+        base = os.path.join(self.root, SCRIPTS_DIR)
+        if self._real_folder(base, SCRIPTS_DIR) is None:
+            return {}
+        found: dict[str, str] = {}
+        for entry in self._entries(base, SCRIPTS_DIR):
+            if entry.name.startswith("."):  # as a shell glob, hidden names are no scripts
+                continue
+            shown = f"{SCRIPTS_DIR}/{entry.name}"
+            if entry.is_symlink():
+                mode = self._link_mode(entry.path, shown, wanted=False)
+                if mode is None or not stat.S_ISDIR(mode):
+                    continue
+            elif not entry.is_dir(follow_symlinks=False):
+                continue
+            script = f"{shown}/{SCRIPT_ENTRY}"
+            problem = self.inside.file_problem(os.path.join(entry.path, SCRIPT_ENTRY), script)
+            if problem is not None:
+                self.problems.append(problem)
+            elif os.path.lexists(os.path.join(entry.path, SCRIPT_ENTRY)):
+                found[entry.name] = script
+        return found
+
+    def _real_folder(self, path: str, shown: str) -> str | None:
+        """The real path of a folder to read, or None: absent, not a folder, or (a problem)
+        reached through a link out of the project."""
+        if not os.path.lexists(path):
+            return None
+        real = os.path.realpath(path)
+        if not self.inside.holds(real):
+            self.problems.append(f"{shown}: a link to {real}, outside the project; not read")
+            return None
+        return real if os.path.isdir(real) else None
+
+    def _link_mode(self, path: str, shown: str, wanted: bool) -> int | None:
+        """The mode of what a link inside the project points to; None (and a problem when the
+        link is a folder or a wanted file) when it leaves the project or points nowhere."""
+        real = os.path.realpath(path)
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            if wanted:
+                self.problems.append(f"{shown}: a link to {real}, which does not exist")
+            return None
+        if not self.inside.holds(real):
+            if wanted or stat.S_ISDIR(mode):
+                self.problems.append(f"{shown}: a link to {real}, outside the project; not read")
+            return None
+        return mode
+
+    def _entries(self, directory: str, shown: str) -> list[os.DirEntry[str]]:
+        try:
+            with os.scandir(directory) as listing:
+                return sorted(listing, key=lambda entry: entry.name)
+        except OSError as err:
+            self.problems.append(f"{shown}: cannot read: {err.strerror or err}")
+            return []
 
 
 class _FolderConfigs:
@@ -169,7 +299,7 @@ class _FolderConfigs:
 
 
 def _load_model(
-    file: _SqlFile,
+    file: _File,
     configs: _FolderConfigs,
     properties: Mapping[str, Mapping[str, Any]],
     problems: list[str],
@@ -224,22 +354,3 @@ def _resolve_refs(
         elif ref.name not in seeds:
             problems.append(f"model `{model.name}` refs unknown model `{ref.name}` ({where})")
     return parents
-
-
-def _seed_names(root: Path, seed_paths: tuple[str, ...]) -> set[str]:
-    names: set[str] = set()
-    for seed_path in seed_paths:
-        base = root / seed_path
-        if base.is_dir():
-            names.update(file.stem for file in base.rglob("*.csv"))
-    return names
-
-
-def _scripts(root: Path) -> dict[str, str]:
-    base = root / SCRIPTS_DIR
-    if not base.is_dir():
-        return {}
-    return {
-        entry.parent.name: entry.relative_to(root).as_posix()
-        for entry in sorted(base.glob(f"*/{SCRIPT_ENTRY}"))
-    }

@@ -1,5 +1,6 @@
 """Templates in args, env values and parameter defaults: {{ params.x }}, {{ run.name }},
-{{ tasks.<id>.outputs.<key> }}. Rendered in a sandbox; anything undefined is an error."""
+{{ tasks.<id>.outputs.<key> }}. Rendered in a sandbox with the limits of engine.sandbox
+(steps, sizes, output); anything undefined is an error."""
 
 from __future__ import annotations
 
@@ -9,18 +10,22 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
-import jinja2.sandbox
 
 from kascade.engine.errors import KascadeError
+from kascade.engine.sandbox import BoundedEnvironment, render_bounded
 
 
 class TemplateError(KascadeError):
     """A template that does not parse or refers to something undefined."""
 
 
-_ENVIRONMENT = jinja2.sandbox.SandboxedEnvironment(
+_ENVIRONMENT = BoundedEnvironment(
     undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
 )
+
+
+_SHOWN = 200
+"""Characters of a template shown in an error."""
 
 
 @lru_cache(maxsize=4096)
@@ -32,14 +37,27 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     """Render one template string; plain strings are returned as they are."""
     if "{{" not in text and "{%" not in text:
         return text
+    shown = text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
     try:
-        return _compile(text).render(context)
+        template = _compile(text)
     except jinja2.TemplateSyntaxError as err:
-        raise TemplateError(f"template `{text}` does not parse: {err.message}") from err
+        raise TemplateError(f"template `{shown}` does not parse: {err.message}") from err
+    except Exception as err:  # nested too deeply, or compiled code Python refuses
+        raise TemplateError(f"template `{shown}` does not parse: {_reason(err)}") from err
+    try:
+        return render_bounded(template, context)
     except jinja2.UndefinedError as err:
-        raise TemplateError(f"template `{text}`: {err.message}") from err
-    except jinja2.TemplateError as err:  # sandbox violations and the like
-        raise TemplateError(f"template `{text}`: {err}") from err
+        raise TemplateError(f"template `{shown}`: {err.message}") from err
+    except jinja2.TemplateError as err:  # sandbox violations, limits and the like
+        raise TemplateError(f"template `{shown}`: {err}") from err
+    except Exception as err:  # {{ 1 / 0 }}, {{ 'a' + 1 }}: the template's own mistakes
+        raise TemplateError(f"template `{shown}`: {_reason(err)}") from err
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, RecursionError):
+        return "nested too deeply"
+    return f"{type(err).__name__}: {err}"
 
 
 def render_list(texts: Sequence[str], context: Mapping[str, Any]) -> list[str]:

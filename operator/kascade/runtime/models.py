@@ -7,9 +7,14 @@ import os
 from typing import Any
 
 import jinja2
-import jinja2.sandbox
 
 from kascade.engine.project import Model, Project, load_project
+from kascade.engine.sandbox import (
+    DBT_EXTENSIONS,
+    BoundedEnvironment,
+    RenderLimitError,
+    render_bounded,
+)
 from kascade.runtime.errors import TaskError
 from kascade.runtime.warehouse import Warehouse, WarehouseError, open_warehouse
 
@@ -53,7 +58,9 @@ def render_model(project: Project, model: Model, warehouse: Warehouse) -> str:
             raise ModelError(f"model `{model.name}`: var('{name}') has no value and no default")
         return default
 
-    environment = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    environment = BoundedEnvironment(
+        undefined=jinja2.StrictUndefined, extensions=list(DBT_EXTENSIONS)
+    )
     context = {
         "ref": ref,
         "source": source,
@@ -64,13 +71,17 @@ def render_model(project: Project, model: Model, warehouse: Warehouse) -> str:
         "this": warehouse.quote(*relation_parts(model)),
     }
     try:
-        rendered = environment.from_string(text).render(context)
+        rendered = render_bounded(environment.from_string(text), context)
     except ModelError:
         raise
+    except RenderLimitError as err:
+        raise ModelError(f"{model.path}: {err}") from err
     except jinja2.TemplateSyntaxError as err:
         raise ModelError(f"{model.path}:{err.lineno}: Jinja syntax error: {err.message}") from err
     except jinja2.TemplateError as err:
         raise ModelError(f"{model.path}: cannot render: {err}") from err
+    except Exception as err:  # the model's own Jinja can raise anything ({{ 1/0 }})
+        raise ModelError(f"{model.path}: cannot render: {type(err).__name__}: {err}") from err
     return rendered.strip().rstrip(";").strip()
 
 

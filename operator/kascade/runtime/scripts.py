@@ -18,9 +18,16 @@ class ScriptNotFound(CannotStart):
 def script_folder(project_dir: str, name: str) -> str:
     """The package folder of a script; ScriptNotFound names the missing file."""
     folder = os.path.join(project_dir, "scripts", name)
-    if not os.path.isfile(os.path.join(folder, "__main__.py")):
+    entry = os.path.join(folder, "__main__.py")
+    if not os.path.isfile(entry):
         raise ScriptNotFound(
             f"script `{name}` not found: scripts/{name}/__main__.py does not exist in {project_dir}"
+        )
+    root = os.path.realpath(project_dir)
+    if not os.path.realpath(entry).startswith(root + os.sep):
+        raise ScriptNotFound(
+            f"script `{name}`: scripts/{name}/__main__.py links outside the project "
+            f"(to {os.path.realpath(entry)})"
         )
     return folder
 
