@@ -254,3 +254,30 @@ def test_sigterm_stops_a_task_even_when_its_script_catches_exceptions(tmp_path):
     assert "swallowed" not in stdout
     assert "error: script `sleepy` stopped by SIGTERM" in stderr
     assert "Traceback" not in stderr
+
+
+def test_the_outputs_limit_is_one_number_everywhere():
+    from kascade.api.task import OUTPUTS_MAX_BYTES as DESCRIBED
+    from kascade.contract.outputs import OUTPUTS_MAX_BYTES
+
+    assert OUTPUTS_MAX_BYTES == DESCRIBED == 4096
+
+
+def test_a_script_task_does_not_load_the_api_or_a_warehouse_driver(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "scripts" / "noop").mkdir(parents=True)
+    (tmp_path / "scripts" / "noop" / "__main__.py").write_text(
+        "import sys\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('pydantic', 'duckdb', 'jinja2', 'yaml') or m.startswith('kascade.api')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "kascade.runtime", "script", "noop"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KASCADE_PROJECT": str(tmp_path)},
+        check=True,
+    )
+    assert done.stdout.strip() == "[]", done.stdout

@@ -8,8 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kascade.api.task import OUTPUTS_MAX_BYTES
 from kascade.contract import ContractError
+
+# The Kubernetes termination-message limit. (The API's description of Task outputs says
+# the same; a unit test keeps them equal. This module stays light to import: every task
+# process loads it.)
+OUTPUTS_MAX_BYTES = 4096
 
 __all__ = ["OUTPUTS_MAX_BYTES", "OutputsError", "decode_outputs", "encode_outputs"]
 

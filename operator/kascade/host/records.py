@@ -7,7 +7,7 @@ into the record, with the same task messages, attempt entries and history everyw
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -221,14 +221,33 @@ def identity_of(record: RunRecord) -> RunIdentity:
     )
 
 
-def template_outputs(record: RunRecord, state: RunState) -> dict[str, dict[str, Any]]:
+class SuccessfulOutputs(Mapping[str, Mapping[str, Any]]):
     """The outputs templates may read: those of tasks that succeeded (or were reused),
-    by the engine's latest state (the record catches up after the decision)."""
-    return {
-        task.id: task.outputs
-        for task in record.tasks
-        if state.tasks[task.id].phase in TASK_SUCCESSFUL
-    }
+    by the engine's latest state (the record catches up after the decision). Looked up
+    when a template asks, never copied."""
+
+    def __init__(self, record: RunRecord, state: RunState) -> None:
+        self._record = record
+        self._state = state
+
+    def __getitem__(self, task_id: str) -> Mapping[str, Any]:
+        task = self._state.tasks.get(task_id)
+        if task is None or task.phase not in TASK_SUCCESSFUL:
+            raise KeyError(task_id)
+        return self._record.task(task_id).outputs
+
+    def __iter__(self) -> Iterator[str]:
+        return (
+            task_id for task_id, task in self._state.tasks.items() if task.phase in TASK_SUCCESSFUL
+        )
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def template_outputs(record: RunRecord, state: RunState) -> SuccessfulOutputs:
+    """The outputs templates may read now (see SuccessfulOutputs)."""
+    return SuccessfulOutputs(record, state)
 
 
 @dataclass(frozen=True)

@@ -38,12 +38,19 @@ class ClusterAttempts:
         self.children = children
         self.round_started = round_started
         self.namespace = loaded.body["metadata"]["namespace"]
+        self._attempts: dict[tuple[str, int], ClusterAttempt] = {}
         # When (monotonic) this process saw each attempt end, and the run start.
         self.ended_seen: dict[tuple[str, int], float] = {}
         self.running_seen: float | None = None
 
     def attempt(self, task: TaskRecord, number: int) -> ClusterAttempt:
-        """Where an attempt of a task lives."""
+        """Where an attempt of a task lives (worked out once per attempt)."""
+        known = self._attempts.get((task.id, number))
+        if known is None:
+            known = self._attempts[(task.id, number)] = self._where(task, number)
+        return known
+
+    def _where(self, task: TaskRecord, number: int) -> ClusterAttempt:
         run = self.loaded.record.id
         task_object = self.loaded.objects[task.id]
         flow_task = task.type == TaskType.FLOW

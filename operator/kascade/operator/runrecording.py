@@ -16,7 +16,7 @@ from kascade.host.records import Changes, RunRecord
 from kascade.operator.kube import Kube
 from kascade.operator.metrics import METRICS
 from kascade.operator.runloading import LoadedRun
-from kascade.operator.status import run_status
+from kascade.operator.status import history_of, run_status
 from kascade.operator.taskobjects import task_status
 from kascade.operator.writer import StatusWriter
 
@@ -39,6 +39,7 @@ class RunRecorder:
         self.writer = StatusWriter(kube, self.namespace)
         self.phase = record.phase
         self.run_type = str((loaded.body.get("spec") or {}).get("type", "MANUAL"))
+        self.history = history_of(record)
         # Tasks already counted in the metrics.
         self.counted: dict[str, TaskPhase] = {t.id: t.phase for t in record.tasks}
         self.background: set[asyncio.Task[None]] = set()
@@ -51,10 +52,12 @@ class RunRecorder:
             if task.phase == TaskPhase.PENDING and not task.attempts:
                 continue  # a Task without status is PENDING; a big run saves a write each
             self.writer.submit("tasks", self.loaded.objects[task_id].name, task_status(task))
+        if changes.run:  # the history changes with the phase only
+            self.history = history_of(record)
         self.writer.submit(
             "runs",
             record.id,
-            run_status(record, self.loaded.config_map, self.loaded.conditions, now),
+            run_status(record, self.loaded.config_map, self.loaded.conditions, now, self.history),
         )
         for change in changes.run:
             self._background(

@@ -24,14 +24,21 @@ def run_settings(record: RunRecord, config_map: str | None) -> dict[str, Any]:
     return settings
 
 
+def history_of(record: RunRecord) -> list[dict[str, Any]]:
+    """The run's phase history as Run status shows it."""
+    return [entry.model_dump(mode="json") for entry in record.history]
+
+
 def run_status(
     record: RunRecord,
     config_map: str | None,
     conditions: list[dict[str, Any]] | None,
     now: datetime,
+    history: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The status of the Run. taskCounts names every phase (zeros included), so a merge
-    patch never leaves a stale count behind."""
+    """The status of the Run (`history`: history_of(record), when the caller keeps it).
+    taskCounts names every phase (zeros included), so a merge patch never leaves a stale
+    count behind."""
     phases = [task.phase for task in record.main_tasks]
     end = record.finished_at
     duration = None
@@ -41,7 +48,7 @@ def run_status(
         "phase": record.phase.value if record.phase else None,
         "reason": record.reason,
         "message": record.message,
-        "history": [entry.model_dump(mode="json") for entry in record.history],
+        "history": history if history is not None else history_of(record),
         "startTime": rfc3339(record.started_at),
         "completionTime": rfc3339(end),
         "duration": duration,
