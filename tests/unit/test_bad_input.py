@@ -384,6 +384,8 @@ def test_ctrl_c_while_kascade_loads_is_exit_130_without_a_traceback(
 def test_a_real_sigint_during_the_import_is_exit_130(tmp_path: Path):
     code = (
         "import builtins, os, signal\n"
+        # A shell's background job starts with SIGINT ignored: Ctrl-C must reach this one.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "real = builtins.__import__\n"
         "def interrupting(name, *args, **kwargs):\n"
         "    if name == 'kascade.cli.main':\n"
