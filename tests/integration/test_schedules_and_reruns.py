@@ -247,6 +247,14 @@ def test_suspend_stops_runs_and_unsuspending_starts_no_burst(
         assert scheduled(cluster, namespace) == []
         operator.kill()
         start(operator, offset + 180)  # three more instants pass while suspended and down
+        # The restarted operator deals with them while the Flow is still suspended (the
+        # unsuspend must not overtake its first look, or the latest would rightly run).
+        wait_for(
+            lambda: flow_status(cluster, namespace).get("scheduleCheckpoint"),
+            lambda c: c != checkpoint,
+            timeout=30,
+            what="the checkpoint to move past the instants missed while down",
+        )
         cluster.kubectl(
             "patch",
             "flow",
@@ -258,11 +266,14 @@ def test_suspend_stops_runs_and_unsuspending_starts_no_burst(
             "-p",
             '{"spec": {"schedule": {"suspend": false}}}',
         )
+        generation = cluster.custom().get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "flows", "f"
+        )["metadata"]["generation"]
         wait_for(
-            lambda: flow_status(cluster, namespace).get("scheduleCheckpoint"),
-            lambda c: c != checkpoint,
+            lambda: flow_status(cluster, namespace).get("observedGeneration"),
+            lambda g: g == generation,
             timeout=30,
-            what="the checkpoint to move on",
+            what="the operator to see the unsuspended Flow",
         )
         time.sleep(2)  # nothing must appear: give a burst the chance to show itself
         assert scheduled(cluster, namespace) == []

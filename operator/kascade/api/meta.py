@@ -12,8 +12,9 @@ from kascade.api.base import ApiModel, StatusModel
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS_SUBDOMAIN_MAX = 253
-GENERATION_MAX = 2**63 - 1
-"""metadata.generation is an int64."""
+GENERATION_MAX = 2**53 - 1
+"""metadata.generation is an int64, but a CRD's `maximum` is a float64 to the API server,
+which refuses a bound it cannot hold exactly: the largest integer a float64 holds."""
 _DNS_SUBDOMAIN = re.compile(DNS_SUBDOMAIN)
 
 
