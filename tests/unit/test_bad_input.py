@@ -31,6 +31,7 @@ from kascade.engine.sqlscan import scan_sql
 from kascade.engine.templating import TemplateError, render
 from kascade.runtime.connectors import ConnectorError, load_connector
 from tests.projects import manifest, write_project
+from tests.unit.test_cli import kascade
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOP = ROOT / "examples" / "shop" / "flow.yaml"
@@ -781,14 +782,7 @@ def test_the_exit_code_table_lists_every_code_once():
     ],
 )
 def test_exit_codes_are_the_documented_ones(args: list[str | Path], code: int):
-    result = subprocess.run(
-        [sys.executable, "-m", "kascade", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    result = kascade(*args)
     assert result.returncode == code, result.stderr
     assert str(code) in documented_exit_codes()
     assert "Traceback" not in result.stderr

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from kascade.api import Flow, TaskType
-from kascade.engine.launch import LaunchError, RunIdentity, launch, task_settings
+from kascade.engine.launch import LaunchError, RunIdentity, launch, launch_context, task_settings
 from kascade.engine.plan import PlannedTask
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -65,9 +65,8 @@ def test_a_launch_renders_args_env_and_child_parameters():
         "parameters": {"day": "{{ params.day }}", "n": 3},
         "image": "i:1",
     }
-    started = launch(
-        TASK, settings, 2, RUN, {"day": "2026-11-01"}, {"extract": {"rows": 7}}, "duckdb:///w"
-    )
+    context = launch_context(RUN, {"day": "2026-11-01"}, {"extract": {"rows": 7}})
+    started = launch(TASK, settings, 2, RUN, context, "duckdb:///w")
     assert started.args == ("--day", "2026-11-01", "7")
     assert started.env == (
         {"name": "RUN", "value": "shop-1/2026-11-22"},
@@ -91,9 +90,14 @@ def test_a_launch_renders_args_env_and_child_parameters():
 
 def test_a_flows_own_warehouse_variable_wins():
     settings = {"env": [{"name": "KASCADE_WAREHOUSE", "value": "postgresql://h/db"}]}
-    started = launch(TASK, settings, 1, RUN, {}, {}, "duckdb:///w")
+    started = launch(TASK, settings, 1, RUN, launch_context(RUN, {}, {}), "duckdb:///w")
     assert "KASCADE_WAREHOUSE" not in started.contract
-    assert launch(TASK, {}, 1, RUN, {}, {}, None).contract.get("KASCADE_WAREHOUSE") is None
+    assert (
+        launch(TASK, {}, 1, RUN, launch_context(RUN, {}, {}), None).contract.get(
+            "KASCADE_WAREHOUSE"
+        )
+        is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -111,5 +115,5 @@ def test_a_flows_own_warehouse_variable_wins():
 )
 def test_a_launch_that_cannot_start_names_its_field(settings, named):
     with pytest.raises(LaunchError) as caught:
-        launch(TASK, settings, 1, RUN, {"nul": "a\x00b"}, {}, None)
+        launch(TASK, settings, 1, RUN, launch_context(RUN, {"nul": "a\x00b"}, {}), None)
     assert str(caught.value).startswith(named), str(caught.value)

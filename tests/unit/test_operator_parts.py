@@ -10,7 +10,7 @@ import pytest
 from kascade.api import RunPhase, TaskPhase, TaskType
 from kascade.api.flow import TaskSettings
 from kascade.engine.attempts import Progress
-from kascade.engine.launch import RunIdentity, merged_settings
+from kascade.engine.launch import RunIdentity, launch_context, merged_settings
 from kascade.engine.launch import launch as engine_launch
 from kascade.engine.naming import (
     child_run_name,
@@ -94,7 +94,8 @@ def launch(settings=None, env=None, warehouse="duckdb:///w.duckdb"):
         **(settings or {}),
     }
     run = RunIdentity("r", "f", "MANUAL", None, T0)
-    return engine_launch(planned, given, 2, run, {"day": "2026-11-01"}, {}, warehouse)
+    context = launch_context(run, {"day": "2026-11-01"}, {})
+    return engine_launch(planned, given, 2, run, context, warehouse)
 
 
 def test_job_manifest_runs_the_task_restricted_and_owned_by_its_task():

@@ -17,11 +17,12 @@ from kascade.cli.cluster_commands import cluster_rerun
 from kascade.cli.console import console_for, stderr
 from kascade.cli.loading import project_dir
 from kascade.cli.progress import PHASE_STYLE, LineReporter, LiveReporter, elapsed, format_seconds
+from kascade.contract.warehouse import absolute_url
 from kascade.engine.manifests import load_flow
 from kascade.engine.parameters import parse_assignments
 from kascade.engine.progress import progress
 from kascade.host.records import RunRecord
-from kascade.local.preparation import absolute_warehouse, default_warehouse, new_rerun, new_run
+from kascade.local.preparation import default_warehouse, new_rerun, new_run
 from kascade.local.runner import run_local
 from kascade.local.store import RunLock, StateDir
 from kascade.runtime.warehouse import open_warehouse
@@ -141,10 +142,9 @@ def run(
     _require_local(local, "run")
     state = _state_dir(state_dir)
     loaded = load_flow(flow)
-    if warehouse:
-        absolute_warehouse(warehouse)
+    url = absolute_url(warehouse) if warehouse else None  # refused before planning
     record = new_run(
-        loaded, flow, project_dir(flow, project), parse_assignments(params), state, warehouse
+        loaded, flow, project_dir(flow, project), parse_assignments(params), state, url
     )
     _execute(record, state, state.create(record), output)
 
@@ -244,7 +244,7 @@ def _brief(record: RunRecord) -> dict[str, str | None]:
 @state_dir_option
 def tables(warehouse: str | None, state_dir: Path) -> None:
     """List the tables and views of a warehouse with their row counts."""
-    url = absolute_warehouse(warehouse) if warehouse else default_warehouse(StateDir(state_dir))
+    url = absolute_url(warehouse) if warehouse else default_warehouse(StateDir(state_dir))
     opened = open_warehouse(url)
     try:
         table = Table(show_edge=False, pad_edge=False, title=url)

@@ -95,17 +95,15 @@ def task_settings(spec: FlowSpec, task: PlannedTask) -> dict[str, Any]:
     return settings
 
 
-def launch(
-    task: PlannedTask,
-    settings: Mapping[str, Any],
-    attempt: int,
+def launch_context(
     run: RunIdentity,
     parameters: Mapping[str, Any],
     outputs: Mapping[str, Mapping[str, Any]],
-    warehouse: str | None = None,
-) -> Launch:
-    """The launch of attempt `attempt` of a task; LaunchError names the field that fails."""
-    context = template_context(
+) -> dict[str, Any]:
+    """What the templates of the attempts a run starts now see: the run, its parameters
+    and the outputs of its finished tasks (made once for all the attempts started
+    together: a run of thousands of tasks does not copy every output per attempt)."""
+    return template_context(
         run_context(
             name=run.name,
             flow=run.flow,
@@ -116,6 +114,18 @@ def launch(
         parameters,
         outputs,
     )
+
+
+def launch(
+    task: PlannedTask,
+    settings: Mapping[str, Any],
+    attempt: int,
+    run: RunIdentity,
+    context: Mapping[str, Any],
+    warehouse: str | None = None,
+) -> Launch:
+    """The launch of attempt `attempt` of a task, its templates rendered with `context`
+    (launch_context); LaunchError names the field that fails."""
     where = f"task `{task.id}`"
     args = tuple(
         _rendered(str(text), context, f"{where}: args[{index}]")

@@ -44,6 +44,8 @@ TASK_TRANSITIONS: Mapping[TaskPhase | None, frozenset[TaskPhase]] = {
 }
 
 RUN_TERMINAL = frozenset(phase for phase, out in RUN_TRANSITIONS.items() if phase and not out)
+# Not started yet: a run in these phases waits for its time or for admission.
+RUN_WAITING: frozenset[RunPhase | None] = frozenset({None, R.SCHEDULED, R.QUEUED})
 TASK_TERMINAL = frozenset(phase for phase, out in TASK_TRANSITIONS.items() if phase and not out)
 
 # How a finished upstream task counts for trigger rules and for the run's outcome.

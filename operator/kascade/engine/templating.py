@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -83,27 +83,14 @@ def run_context(
     }
 
 
-class TaskOutputs(Mapping[str, Mapping[str, Any]]):
-    """`tasks` of templates: `tasks.<id>.outputs` looked up when a template asks (a run of
-    thousands of tasks does not copy every output for every attempt it starts)."""
-
-    def __init__(self, outputs: Mapping[str, Mapping[str, Any]]) -> None:
-        self._outputs = outputs
-
-    def __getitem__(self, task: str) -> Mapping[str, Any]:
-        return {"outputs": self._outputs[task]}
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._outputs)
-
-    def __len__(self) -> int:
-        return len(self._outputs)
-
-
 def template_context(
     run: Mapping[str, Any],
     params: Mapping[str, Any],
     outputs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The whole template context: run, params and the outputs of finished tasks."""
-    return {"run": dict(run), "params": dict(params), "tasks": TaskOutputs(outputs or {})}
+    return {
+        "run": dict(run),
+        "params": dict(params),
+        "tasks": {task: {"outputs": dict(values)} for task, values in (outputs or {}).items()},
+    }

@@ -11,14 +11,16 @@ decide the same again, so a round without news only waits.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
-from kascade.api import RunPhase
 from kascade.engine.attempts import AttemptEnd, adopt, attempt_end, start_failure
 from kascade.engine.decide import decide
-from kascade.engine.launch import LaunchError, launch
+from kascade.engine.launch import LaunchError, launch, launch_context
 from kascade.engine.plan import Plan
+from kascade.engine.progress import MESSAGE_LIMIT
 from kascade.engine.runstate import (
     Decision,
     KillTask,
@@ -29,7 +31,7 @@ from kascade.engine.runstate import (
     record_attempt_end,
     request_abort,
 )
-from kascade.engine.statemachine import run_is_terminal, task_is_terminal
+from kascade.engine.statemachine import RUN_WAITING, run_is_terminal, task_is_terminal
 from kascade.host.ports import Attempts, Clock, RunStore, StartFailed
 from kascade.host.records import (
     AttemptRecord,
@@ -45,7 +47,6 @@ from kascade.host.records import (
 )
 
 RESYNC_SECONDS = 120.0
-_WAITING_PHASES = frozenset({None, RunPhase.SCHEDULED, RunPhase.QUEUED})
 
 
 class RunLoop:
@@ -68,7 +69,6 @@ class RunLoop:
         self.warehouse = warehouse
         self.lost_after_seconds = lost_after_seconds
         self.resync_seconds = resync_seconds
-        self.record: RunRecord | None = None
         self.plan: Plan | None = None
         self.state: RunState | None = None
         self._stopping: dict[tuple[str, int], str] = {}
@@ -113,7 +113,6 @@ class RunLoop:
     # --- begin: the record, and attempts no record shows yet -------------------------
 
     def _begin(self, record: RunRecord) -> None:
-        self.record = record
         self.plan = plan_of(record)
         state = state_of(record)
         found = {
@@ -156,7 +155,7 @@ class RunLoop:
     def _end(self, task: TaskRecord, number: int, end: AttemptEnd) -> None:
         assert self.state is not None
         entry = self._attempt_entry(task, number, end.ended)
-        entry.message = end.message[:1024] if end.message else None
+        entry.message = end.message[:MESSAGE_LIMIT] if end.message else None
         if end.outputs is not None:
             task.outputs = dict(end.outputs)
         self._touched.add(task.id)
@@ -170,7 +169,7 @@ class RunLoop:
         asked = self.store.requests(record)
         if asked.abort and not state.abort_requested:
             state = request_abort(state)
-        if state.phase in _WAITING_PHASES and asked.admitted != state.admitted:
+        if state.phase in RUN_WAITING and asked.admitted != state.admitted:
             state = replace(state, admitted=asked.admitted)
         self.state = state
 
@@ -179,10 +178,16 @@ class RunLoop:
     async def _act(self, record: RunRecord, decision: Decision, now: datetime) -> None:
         starts = [a for a in decision.actions if isinstance(a, StartTask)]
         kills = [a for a in decision.actions if isinstance(a, KillTask)]
-        await asyncio.gather(*(self._start(record, action, now) for action in starts))
+        if starts:
+            assert self.state is not None
+            outputs = template_outputs(record, self.state)
+            context = launch_context(identity_of(record), record.parameters, outputs)
+            await asyncio.gather(*(self._start(record, a, now, context) for a in starts))
         await asyncio.gather(*(self._stop(record, action) for action in kills))
 
-    async def _start(self, record: RunRecord, action: StartTask, now: datetime) -> None:
+    async def _start(
+        self, record: RunRecord, action: StartTask, now: datetime, context: Mapping[str, Any]
+    ) -> None:
         assert self.state is not None
         task = record.task(action.task)
         entry = self._attempt_entry(task, action.attempt, now)
@@ -194,8 +199,7 @@ class RunLoop:
                 task.settings,
                 action.attempt,
                 identity_of(record),
-                record.parameters,
-                template_outputs(record, self.state),
+                context,
                 self.warehouse,
             )
             entry.log = await self.attempts.start(task, prepared)

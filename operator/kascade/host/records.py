@@ -7,7 +7,7 @@ into the record, with the same task messages, attempt entries and history everyw
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -170,9 +170,14 @@ def planned_task(task: TaskRecord) -> PlannedTask:
 
 def plan_of(record: RunRecord) -> Plan:
     """The plan a record was made from, in the record's (plan) order."""
-    planned = [planned_task(t) for t in record.tasks]
+    return plan_of_tasks(record.flow, record.tasks)
+
+
+def plan_of_tasks(flow: str, tasks: Sequence[TaskRecord]) -> Plan:
+    """The plan of a flow's task records, in their (plan) order."""
+    planned = [planned_task(t) for t in tasks]
     return Plan(
-        flow=record.flow,
+        flow=flow,
         tasks=tuple(t for t in planned if t.hook is None),
         hooks=tuple(t for t in planned if t.hook is not None),
     )
@@ -221,33 +226,14 @@ def identity_of(record: RunRecord) -> RunIdentity:
     )
 
 
-class SuccessfulOutputs(Mapping[str, Mapping[str, Any]]):
+def template_outputs(record: RunRecord, state: RunState) -> dict[str, dict[str, Any]]:
     """The outputs templates may read: those of tasks that succeeded (or were reused),
-    by the engine's latest state (the record catches up after the decision). Looked up
-    when a template asks, never copied."""
-
-    def __init__(self, record: RunRecord, state: RunState) -> None:
-        self._record = record
-        self._state = state
-
-    def __getitem__(self, task_id: str) -> Mapping[str, Any]:
-        task = self._state.tasks.get(task_id)
-        if task is None or task.phase not in TASK_SUCCESSFUL:
-            raise KeyError(task_id)
-        return self._record.task(task_id).outputs
-
-    def __iter__(self) -> Iterator[str]:
-        return (
-            task_id for task_id, task in self._state.tasks.items() if task.phase in TASK_SUCCESSFUL
-        )
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-def template_outputs(record: RunRecord, state: RunState) -> SuccessfulOutputs:
-    """The outputs templates may read now (see SuccessfulOutputs)."""
-    return SuccessfulOutputs(record, state)
+    by the engine's latest state (the record catches up after the decision)."""
+    return {
+        task.id: task.outputs
+        for task in record.tasks
+        if state.tasks[task.id].phase in TASK_SUCCESSFUL
+    }
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from kascade.api import Flow, RunType, TaskPhase
-from kascade.contract.warehouse import absolute_url
 from kascade.engine.launch import task_settings
 from kascade.engine.parameters import ParameterError, resolve_parameters
 from kascade.engine.plan import build_plan
@@ -26,12 +25,6 @@ def default_warehouse(state: StateDir) -> str:
     return "duckdb:///" + str(state.state_dir / WAREHOUSE_FILE)
 
 
-def absolute_warehouse(url: str) -> str:
-    """A warehouse URL with a relative DuckDB path made absolute (tasks run in the
-    project folder, not where the user typed the command)."""
-    return absolute_url(url)
-
-
 def new_run(
     flow: Flow,
     flow_file: Path | None,
@@ -41,7 +34,9 @@ def new_run(
     warehouse: str | None = None,
     now: datetime | None = None,
 ) -> RunRecord:
-    """A MANUAL run of a flow; invalid parameters make a run that fails before any task."""
+    """A MANUAL run of a flow; invalid parameters make a run that fails before any task.
+    `warehouse` is an absolute URL (contract.warehouse.absolute_url), None for the state
+    dir's embedded one."""
     plan = build_plan(flow, load_project(project_dir))
     created = now or datetime.now(UTC)
     name = flow.metadata.name or "flow"
@@ -60,7 +55,7 @@ def new_run(
         flow=name,
         flow_file=str(flow_file.resolve()) if flow_file else None,
         project=str(project_dir.resolve()),
-        warehouse=absolute_warehouse(warehouse) if warehouse else default_warehouse(state),
+        warehouse=warehouse or default_warehouse(state),
         parameters=parameters,
         max_parallel_tasks=flow.spec.max_parallel_tasks,
         fail_fast=flow.spec.fail_fast,

@@ -14,6 +14,7 @@ from typing import Any
 from kascade.api import ConcurrencyPolicy, RunPhase
 from kascade.engine.admission import ActiveRun, FlowLimits, QueuedRun, admission
 from kascade.engine.naming import label_value
+from kascade.engine.statemachine import RUN_WAITING
 from kascade.operator.config import OperatorConfig
 from kascade.operator.executors import ChildRunExecutor, Executor, RunFacts
 from kascade.operator.kube import Kube
@@ -22,7 +23,6 @@ from kascade.operator.runs import ClusterRun
 
 log = logging.getLogger("kascade.operator")
 ACTIVE = frozenset({RunPhase.RUNNING, RunPhase.SUCCEEDING, RunPhase.FAILING, RunPhase.ABORTING})
-WAITING = frozenset({None, RunPhase.SCHEDULED, RunPhase.QUEUED})
 QUEUEING = frozenset({None, RunPhase.QUEUED})
 
 
@@ -144,7 +144,7 @@ class Operations:
 
     def _wake_waiting(self) -> None:
         for run in self.workers.values():
-            if run.phase in WAITING:
+            if run.phase in RUN_WAITING:
                 run.wake()
 
     def stop_all(self) -> None:

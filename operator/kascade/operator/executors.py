@@ -5,7 +5,7 @@ is it going."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,15 +35,6 @@ class Executor(Protocol):
 
 
 IndexLookup = Callable[[tuple[str, str]], Iterable[Any]]
-
-
-def index_lookup(index: Mapping[Any, Iterable[Any]]) -> IndexLookup:
-    """Values of a kopf index under a key (none when the key is absent)."""
-
-    def lookup(key: tuple[str, str]) -> Iterable[Any]:
-        return index.get(key, ())
-
-    return lookup
 
 
 class JobsExecutor:

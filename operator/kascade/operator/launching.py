@@ -9,10 +9,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from kascade.api import RunPhase, TaskPhase, TaskType
+from kascade.api import TaskPhase, TaskType
 from kascade.engine.attempts import Observation, Progress
 from kascade.engine.launch import Launch
 from kascade.engine.naming import child_run_name, job_name
+from kascade.engine.statemachine import RUN_WAITING
 from kascade.host.records import RunRecord, TaskRecord
 from kascade.operator.executors import ChildRunExecutor, Executor
 from kascade.operator.jobs import ClusterAttempt
@@ -20,7 +21,6 @@ from kascade.operator.metrics import METRICS
 from kascade.operator.runloading import LoadedRun
 
 log = logging.getLogger("kascade.operator")
-_WAITING = frozenset({None, RunPhase.SCHEDULED, RunPhase.QUEUED})
 
 
 class ClusterAttempts:
@@ -119,7 +119,7 @@ class ClusterAttempts:
         upstream = [record.task(d) for d in task.depends_on]
         upstream = [u for u in upstream if u.phase != TaskPhase.REUSED]
         if not upstream:
-            if self.running_seen is None and record.phase in _WAITING:
+            if self.running_seen is None and record.phase in RUN_WAITING:
                 # The record catches up after this round: the run starts right now.
                 self.running_seen = self.round_started()
             return self.running_seen

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kascade.api import RERUN_TYPES, Flow, RunPhase, RunSpec, TaskPhase
+from kascade.api.run import RunSettings
 from kascade.engine.errors import KascadeError, PlanError
 from kascade.engine.launch import task_settings
 from kascade.engine.manifests import format_validation_error
@@ -20,11 +21,12 @@ from kascade.engine.plan import build_plan
 from kascade.engine.project import load_project
 from kascade.engine.reruns import RerunError, check_rerunnable, reuse, reused_tasks
 from kascade.engine.templating import run_context
-from kascade.host.records import RunRecord, TaskRecord, plan_of, task_record, unstarted
+from kascade.host.records import TaskRecord, plan_of_tasks, task_record, unstarted
 from kascade.operator.facts import timestamp
 from kascade.operator.kube import Kube
 from kascade.operator.labels import RUN
 from kascade.operator.projects import ProjectCache
+from kascade.operator.status import stored_settings
 from kascade.operator.taskobjects import in_plan_order, owned_by, task_record_of
 
 
@@ -35,10 +37,7 @@ class Prepared:
     error: str | None = None
     flow: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
-    max_parallel_tasks: int = 8
-    fail_fast: bool = False
-    timeout_seconds: int | None = None
-    config_map: str | None = None
+    settings: RunSettings = field(default_factory=lambda: RunSettings(max_parallel_tasks=8))
     tasks: list[TaskRecord] = field(default_factory=list)
     rerun_of: str | None = None
 
@@ -84,10 +83,12 @@ async def prepare_run(kube: Kube, projects: ProjectCache, run: dict[str, Any]) -
     return Prepared(
         flow=flow.metadata.name or "",
         parameters=parameters,
-        max_parallel_tasks=flow.spec.max_parallel_tasks,
-        fail_fast=flow.spec.fail_fast,
-        timeout_seconds=flow.spec.timeout_seconds,
-        config_map=config_map,
+        settings=RunSettings(
+            max_parallel_tasks=flow.spec.max_parallel_tasks,
+            fail_fast=flow.spec.fail_fast,
+            timeout_seconds=flow.spec.timeout_seconds,
+            project_config_map=config_map,
+        ),
         tasks=[task_record(t, task_settings(flow.spec, t)) for t in (*plan.tasks, *plan.hooks)],
     )
 
@@ -106,17 +107,10 @@ async def prepare_rerun(kube: Kube, run: dict[str, Any], spec: RunSpec) -> Prepa
     objects = await kube.list("tasks", namespace, f"{RUN}={label_value(spec.rerun_of)}")
     owned = in_plan_order(t for t in objects if owned_by(t, original["metadata"]["uid"]))
     before = [task_record_of(obj) for obj in owned]
-    settings = status.get("settings") or {}
-    shape = RunRecord(
-        id=spec.rerun_of,
-        flow=spec.flow_ref.name,
-        created_at=datetime.now(UTC),
-        tasks=before,
-    )
     try:
         check_rerunnable(spec.rerun_of, RunPhase(phase) if phase else None)
         reused = reused_tasks(
-            plan_of(shape),
+            plan_of_tasks(spec.flow_ref.name, before),
             {t.id: t.phase for t in before},
             spec.type,
             spec.rerun_task,
@@ -136,10 +130,7 @@ async def prepare_rerun(kube: Kube, run: dict[str, Any], spec: RunSpec) -> Prepa
     return Prepared(
         flow=spec.flow_ref.name,
         parameters=dict(status.get("parameters") or {}),
-        max_parallel_tasks=int(settings.get("maxParallelTasks", 8)),
-        fail_fast=bool(settings.get("failFast", False)),
-        timeout_seconds=settings.get("timeoutSeconds"),
-        config_map=settings.get("projectConfigMap"),
+        settings=stored_settings(status),
         tasks=tasks,
         rerun_of=spec.rerun_of,
     )

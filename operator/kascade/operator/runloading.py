@@ -18,7 +18,7 @@ from kascade.operator.kube import Kube
 from kascade.operator.labels import RUN, owner_reference
 from kascade.operator.preparation import Prepared, prepare_run
 from kascade.operator.projects import ProjectCache
-from kascade.operator.status import invalid_condition, run_settings
+from kascade.operator.status import invalid_condition, stored_settings
 from kascade.operator.taskobjects import (
     TaskObject,
     in_plan_order,
@@ -62,7 +62,6 @@ async def load_run(
     objects = await kube.list("tasks", namespace, f"{RUN}={label_value(name)}")
     owned = in_plan_order(t for t in objects if owned_by(t, body["metadata"]["uid"]))
     record = _record(body, status, [task_record_of(obj) for obj in owned], start_error)
-    settings = status.get("settings") or {}
     return LoadedRun(
         body=body,
         record=record,
@@ -70,7 +69,7 @@ async def load_run(
             obj["spec"]["id"]: TaskObject(obj["metadata"]["name"], obj["metadata"]["uid"])
             for obj in owned
         },
-        config_map=settings.get("projectConfigMap"),
+        config_map=stored_settings(status).project_config_map,
         conditions=conditions,
     )
 
@@ -96,18 +95,10 @@ async def _plan(kube: Kube, body: dict[str, Any], prepared: Prepared) -> dict[st
     )
     if prepared.rerun_of is not None:
         await _list_as_rerun(kube, namespace, prepared.rerun_of, name)
-    shape = RunRecord(
-        id=name,
-        flow=prepared.flow,
-        created_at=datetime.now(UTC),
-        max_parallel_tasks=prepared.max_parallel_tasks,
-        fail_fast=prepared.fail_fast,
-        timeout_seconds=prepared.timeout_seconds,
-    )
     written = {
         "totalTasks": sum(task.hook is None for task in prepared.tasks),
         "parameters": prepared.parameters,
-        "settings": run_settings(shape, prepared.config_map),
+        "settings": prepared.settings.to_wire(),
     }
     await kube.patch_status("runs", namespace, name, written)
     return written
@@ -127,7 +118,7 @@ def _record(
     body: dict[str, Any], status: dict[str, Any], tasks: list[Any], start_error: str | None
 ) -> RunRecord:
     meta, spec = body["metadata"], body.get("spec") or {}
-    settings = status.get("settings") or {}
+    settings = stored_settings(status)
     return RunRecord(
         id=meta["name"],
         flow=(spec.get("flowRef") or {}).get("name", ""),
@@ -137,9 +128,9 @@ def _record(
         downstream=bool(spec.get("downstream")),
         reruns=list(status.get("reruns") or []),
         parameters=dict(status.get("parameters") or {}),
-        max_parallel_tasks=int(settings.get("maxParallelTasks", 8)),
-        fail_fast=bool(settings.get("failFast", False)),
-        timeout_seconds=settings.get("timeoutSeconds"),
+        max_parallel_tasks=settings.max_parallel_tasks,
+        fail_fast=settings.fail_fast,
+        timeout_seconds=settings.timeout_seconds,
         start_error=start_error,
         phase=status.get("phase"),
         reason=status.get("reason"),

@@ -17,6 +17,7 @@ from kascade.api import RunPhase
 from kascade.engine.attempts import Observation
 from kascade.engine.launch import Launch
 from kascade.engine.runstate import RunState
+from kascade.engine.statemachine import RUN_WAITING
 from kascade.host.loop import RunLoop
 from kascade.host.ports import Requests
 from kascade.host.records import Changes, RunRecord, TaskRecord
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kascade.operator")
 COALESCE_SECONDS = 0.02
-_WAITING = frozenset({None, RunPhase.SCHEDULED, RunPhase.QUEUED})
 
 
 class ClusterRun:
@@ -47,7 +47,6 @@ class ClusterRun:
         self.loop: RunLoop | None = None
         self.recorder: RunRecorder | None = None
         self.attempts: ClusterAttempts | None = None
-        self._round = time.perf_counter()
         self._round_started = time.monotonic()
 
     @property
@@ -114,13 +113,13 @@ class ClusterRun:
     def requests(self, record: RunRecord) -> Requests:
         facts = self.ops.run_facts(self.namespace, self.flow, self.name)
         abort = facts is not None and facts.abort
-        admitted = self.ops.admitted(self) if record.phase in _WAITING else True
+        admitted = self.ops.admitted(self) if record.phase in RUN_WAITING else True
         return Requests(abort=abort, admitted=admitted)
 
     async def save(self, record: RunRecord, changes: Changes) -> None:
         assert self.recorder is not None
         self.recorder.save(record, changes, self.ops.now())
-        METRICS.reconciled("run", time.perf_counter() - self._round)
+        METRICS.reconciled("run", time.monotonic() - self._round_started)
 
     async def close(self, record: RunRecord) -> None:
         assert self.recorder is not None
@@ -154,7 +153,6 @@ class ClusterRun:
     # --- how time passes -------------------------------------------------------------
 
     def now(self) -> datetime:
-        self._round = time.perf_counter()
         self._round_started = time.monotonic()
         return self.ops.now()
 

@@ -3,25 +3,29 @@ counts and progress (counts and references, never task detail: a Run stays small
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from kascade.api.run import RunSettings
 from kascade.engine.progress import progress, task_counts
 from kascade.host.records import RunRecord
 from kascade.operator.facts import rfc3339
 
 
-def run_settings(record: RunRecord, config_map: str | None) -> dict[str, Any]:
-    """The Flow settings the run took, as Run status shows them."""
-    settings: dict[str, Any] = {
-        "maxParallelTasks": record.max_parallel_tasks,
-        "failFast": record.fail_fast,
-    }
-    if record.timeout_seconds is not None:
-        settings["timeoutSeconds"] = record.timeout_seconds
-    if config_map is not None:
-        settings["projectConfigMap"] = config_map
-    return settings
+def settings_of(record: RunRecord, config_map: str | None) -> RunSettings:
+    """The Flow settings the run took (and the project ConfigMap its tasks use)."""
+    return RunSettings(
+        max_parallel_tasks=record.max_parallel_tasks,
+        fail_fast=record.fail_fast,
+        timeout_seconds=record.timeout_seconds,
+        project_config_map=config_map,
+    )
+
+
+def stored_settings(status: Mapping[str, Any]) -> RunSettings:
+    """The settings a Run's status holds (the defaults when it was never planned)."""
+    return RunSettings.model_validate(status.get("settings") or {"maxParallelTasks": 8})
 
 
 def history_of(record: RunRecord) -> list[dict[str, Any]]:
@@ -56,7 +60,7 @@ def run_status(
         "taskCounts": task_counts(phases),
         "progress": progress(phases),
         "parameters": record.parameters or None,
-        "settings": run_settings(record, config_map),
+        "settings": settings_of(record, config_map).to_wire(),
     }
     if conditions:
         status["conditions"] = conditions

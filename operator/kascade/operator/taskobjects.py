@@ -11,6 +11,7 @@ from typing import Any
 
 from kascade.api import TaskPhase
 from kascade.engine.naming import task_object_name
+from kascade.engine.progress import MESSAGE_LIMIT
 from kascade.engine.statemachine import task_is_terminal
 from kascade.host.records import AttemptRecord, TaskRecord
 from kascade.operator.facts import rfc3339, timestamp
@@ -31,7 +32,6 @@ _PLAN_KEYS = {
     "hook",
     "path",
 }
-MESSAGE_LIMIT = 1024
 
 
 @dataclass(frozen=True)
