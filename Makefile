@@ -85,12 +85,16 @@ tools: $(PROMTOOL) ## Debian packages the tests need (promtool)
 integration: $(INSTALLED) cluster-binaries tools ## integration tests on the real control plane
 	$(BIN)/pytest tests/integration -q
 
+.PHONY: campaign
+campaign: $(INSTALLED) cluster-binaries tools ## campaign: generated bad input, operator kills, an API server restart (<= 6 min)
+	$(BIN)/pytest tests/campaign -q
+
 .PHONY: e2e
 e2e: $(INSTALLED) ## end-to-end tests: example flows through the CLI
 	$(BIN)/pytest tests/e2e -q
 
 .PHONY: test
-test: lint typecheck unit fuzz integration e2e ## everything CI runs
+test: lint typecheck unit fuzz integration campaign e2e ## everything CI runs
 
 .PHONY: crds
 crds: $(INSTALLED) ## regenerate crds/ from the pydantic models

@@ -54,6 +54,7 @@ EVERYTHING: dict[str, Any] = {
     "replicaCount": 2,
     "warehouse": "duckdb:///var/lib/kascade/warehouse.duckdb",
     "maxActiveRuns": 20,
+    "maxFlowDepth": 2,
     "logLevel": "debug",
     "imagePullSecrets": [{"name": "registry"}],
     "serviceAccount": {"annotations": {"example.com/role": "kascade"}},
@@ -94,6 +95,13 @@ MONITORING: dict[str, Any] = {
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def policy_only_in(namespace: str) -> dict[str, Any]:
+    """Values that keep an installed release's admission policy to one namespace: the
+    cluster is shared, and a cluster-wide policy would check other tests' users too."""
+    selector = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+    return {"admissionPolicy": {"namespaceSelector": selector}}
 
 
 @pytest.fixture(scope="module")
@@ -218,6 +226,7 @@ def test_the_operator_arguments_follow_the_values(helm: Helm):
         "operator",
         "--executor", "jobs",
         "--image", "ghcr.io/kascade/runtime:0.1.0",
+        "--max-flow-depth", "5",
         "--state-dir", "/var/lib/kascade",
         "--liveness", "http://0.0.0.0:8081/healthz",
         "--metrics-address", "0.0.0.0:8080",
@@ -242,6 +251,7 @@ def test_the_operator_arguments_follow_the_values(helm: Helm):
         "--image", "example.com/rt:7",
         "--warehouse", "duckdb:///var/lib/kascade/warehouse.duckdb",
         "--max-active-runs", "20",
+        "--max-flow-depth", "2",
         "--state-dir", "/var/lib/kascade",
         "--liveness", "http://0.0.0.0:8081/healthz",
         "--metrics-address", "0.0.0.0:9090",
@@ -331,6 +341,7 @@ def test_rbac_is_namespaced_when_namespaces_are_watched(helm: Helm):
         ({"replicas": 2}, "'replicas'"),
         ({"logLevel": "verbose"}, "/logLevel"),
         ({"maxActiveRuns": 0}, "/maxActiveRuns"),
+        ({"maxFlowDepth": 101}, "/maxFlowDepth"),
         ({"watchNamespaces": ["Bad_Namespace"]}, "/watchNamespaces/0"),
         ({"watchNamespaces": ["a", "a"]}, "/watchNamespaces"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
@@ -387,7 +398,8 @@ def leftovers(cluster: Cluster, namespace: str, release: str) -> list[str]:
         "get", "secrets", "-n", namespace, "-l", f"owner=helm,name={release}", "-o", "name"
     )
     cluster_wide = cluster.kubectl(
-        "get", "clusterroles,clusterrolebindings,clusterkopfpeerings",
+        "get", "clusterroles,clusterrolebindings,clusterkopfpeerings,"
+        "validatingadmissionpolicies,validatingadmissionpolicybindings",
         "-l", f"{INSTANCE}={release}", "-o", "name",
     )  # fmt: skip
     return (namespaced.stdout + records.stdout + cluster_wide.stdout).split()
@@ -408,7 +420,7 @@ def test_install_upgrade_and_uninstall(
     assert "/replicaCount" in bad.stderr, bad.stderr
     assert helm("status", release, "-n", namespace, check=False).returncode != 0
 
-    installed = helm.install(release, namespace, {})
+    installed = helm.install(release, namespace, policy_only_in(namespace))
     assert "kubectl get flows,runs" in installed.stdout  # NOTES.txt
     pods = wait_for(
         lambda: pods_seen(release_pods(cluster, namespace, release)),
@@ -420,7 +432,9 @@ def test_install_upgrade_and_uninstall(
     assert pod.spec.service_account_name == fullname
     assert "--peering" not in pod.spec.containers[0].args
 
-    upgrade = helm.values_file({"replicaCount": 2, "logLevel": "debug"}, "upgrade.yaml")
+    upgrade = helm.values_file(
+        {"replicaCount": 2, "logLevel": "debug", **policy_only_in(namespace)}, "upgrade.yaml"
+    )
     helm("upgrade", release, str(CHART), "-n", namespace, "-f", str(upgrade))
     deployment = cluster.kubectl("get", "deployment", fullname, "-n", namespace, "-o", "json")
     spec = json.loads(deployment.stdout)["spec"]
@@ -499,7 +513,12 @@ def test_the_operator_runs_flows_with_only_the_charts_rbac(
     account = f"{release}-kascade"
     watched = make_namespace("flows") if mode == "namespaced" else namespace
     releases.append((release, namespace))
-    helm.install(release, namespace, {"watchNamespaces": [watched]} if mode == "namespaced" else {})
+    # The chart's admission policy is on where the operator works: its own child Runs pass.
+    helm.install(
+        release,
+        namespace,
+        {"watchNamespaces": [watched]} if mode == "namespaced" else policy_only_in(watched),
+    )
     kubeconfig = service_account_kubeconfig(cluster, namespace, account, tmp_path / "sa.kubeconfig")
     files = {"models/a.sql": "select 1 as id", "scripts/step/__main__.py": "print('step')"}
     work = [{"name": "work", "script": {"name": "step"}}]

@@ -271,8 +271,14 @@ def test_every_number_has_a_maximum_named_in_the_error(
 
 
 def test_a_node_number_over_its_maximum_names_the_node():
-    message = flow_error(manifest([{**SCRIPT, "retryDelaySeconds": 1e18}]))
+    message = flow_error(manifest([{**SCRIPT, "retryDelaySeconds": 10**18}]))
     assert "spec.nodes[0] (load).retryDelaySeconds: Input should be less than or equal" in message
+
+
+@pytest.mark.parametrize("value", [1e18, "3", True, 2.5])
+def test_an_integer_field_takes_only_integers_as_the_api_server_does(value: object):
+    message = flow_error(manifest([{**SCRIPT, "retries": value}]))
+    assert "spec.nodes[0] (load).retries: Input should be a valid integer" in message
 
 
 def test_every_number_of_the_crds_has_a_maximum():

@@ -100,7 +100,9 @@ def test_lint_names_every_error_and_exits_1(tmp_path: Path):
     assert "model `a` refs unknown model `missing` (models/a.sql:1)" in result.stderr
     assert "node `n`: include[0]: selector `tag:` has no value to match" in result.stderr
     assert "node `m` dependsOn unknown node `zz`" in result.stderr
-    assert "warning: node `e` selects no models (include: tag:none)" in result.stderr
+    assert "node `e` selects no models (include: tag:none); set transformation.allowEmpty" in (
+        result.stderr
+    )
     assert result.stdout == ""
 
 
@@ -140,18 +142,19 @@ def test_errors_exit_1_with_a_message_and_no_traceback(tmp_path: Path, files, ar
     assert result.stdout == ""
 
 
-def test_empty_selection_is_a_warning_on_stderr(tmp_path: Path):
-    write_project(
-        tmp_path,
-        {
-            "models/x.sql": "select 1",
-            "flow.yaml": flow_yaml([{"name": "a", "transformation": {"include": ["tag:none"]}}]),
-        },
-    )
+def test_an_empty_selection_is_an_error_unless_allowed(tmp_path: Path):
+    node = {"name": "a", "transformation": {"include": ["tag:none"]}}
+    write_project(tmp_path, {"models/x.sql": "select 1", "flow.yaml": flow_yaml([node])})
+    for command in ("lint", "plan"):
+        result = kascade(command, tmp_path / "flow.yaml")
+        assert result.returncode == 1, result.stderr
+        assert "node `a` selects no models (include: tag:none)" in result.stderr
+        assert "Traceback" not in result.stderr
+    node["transformation"]["allowEmpty"] = True  # type: ignore[index]
+    (tmp_path / "flow.yaml").write_text(flow_yaml([node]))
     result = kascade("plan", tmp_path / "flow.yaml", "-o", "json")
-    assert result.returncode == 0
+    assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"flow": "f", "tasks": []}
-    assert "warning: node `a` selects no models (include: tag:none)" in result.stderr
 
 
 def test_project_option_points_elsewhere(tmp_path: Path):

@@ -6,8 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kascade.api import Parameter
-from kascade.engine.parameters import ParameterError, parse_assignments, resolve_parameters
+from kascade.api import Parameter, ParameterType
+from kascade.engine.parameters import (
+    ParameterError,
+    convert,
+    parse_assignments,
+    resolve_parameters,
+)
 from kascade.engine.templating import TemplateError, render, run_context, template_context
 
 RUN = run_context(
@@ -117,3 +122,11 @@ def test_template_errors_quote_the_template(text, message):
     context = template_context(RUN, {"n": 3}, {"load": {"rows": 12}})
     with pytest.raises(TemplateError, match=message.replace("[", r"\[").replace("(", r"\(")):
         render(text, context)
+
+
+@pytest.mark.parametrize("value", [2**53, -(2**53), 2**64, "18446744073709551616"])
+def test_an_integer_parameter_stays_within_what_json_holds_exactly(value: object):
+    # the API server stores 2**64 as 18446744073709552000: refused, never silently changed
+    with pytest.raises(ValueError, match="expected an integer from -9007199254740991"):
+        convert(ParameterType.INTEGER, value)
+    assert convert(ParameterType.INTEGER, 2**53 - 1) == 2**53 - 1

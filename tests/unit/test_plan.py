@@ -106,7 +106,7 @@ def test_depends_on_passes_through_a_node_without_tasks(shop: Project):
                 {"name": "load", "script": {"name": "load"}},
                 {
                     "name": "empty",
-                    "transformation": {"include": ["tag:nothing"]},
+                    "transformation": {"include": ["tag:nothing"], "allowEmpty": True},
                     "dependsOn": ["load"],
                 },
                 {"name": "after", "script": {"name": "notify"}, "dependsOn": ["empty"]},
@@ -115,7 +115,24 @@ def test_depends_on_passes_through_a_node_without_tasks(shop: Project):
         shop,
     )
     assert deps(plan)["after"] == {"load"}
-    assert plan.warnings == ("node `empty` selects no models (include: tag:nothing)",)
+    assert plan.warnings == ()
+
+
+def test_an_empty_selection_is_an_error_unless_the_node_allows_it(shop: Project):
+    nodes = [{"name": "empty", "transformation": {"include": ["tag:nothing"]}}]
+    with pytest.raises(PlanError) as caught:
+        build_plan(flow(nodes), shop)
+    assert caught.value.problems == (
+        "node `empty` selects no models (include: tag:nothing); set "
+        "transformation.allowEmpty: true if that is intended",
+    )
+
+
+def test_a_flow_that_starts_itself_plans_with_a_warning(shop: Project):
+    plan = build_plan(flow([{"name": "again", "flow": {"name": "f"}}], name="f"), shop)
+    assert plan.warnings == (
+        "task `again` starts flow `f`, this flow itself: every run fails there (flow recursion)",
+    )
 
 
 def test_connectors_and_child_flows_become_tasks(shop: Project):

@@ -7,7 +7,15 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from croniter import CroniterError, croniter
-from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 from kascade.api.base import ApiModel, StatusModel
@@ -31,6 +39,8 @@ SCRIPT_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 MAX_NODES = 500
 MAX_HOOKS = 20
 MAX_SELECTORS = 200
+MAX_ENV = 500
+MAX_ENV_FROM = 100
 SELECTOR_MAX_LENGTH = 1024
 CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 RETRIES_MAX = 100
@@ -82,7 +92,7 @@ class Every(ApiModel):
         default=None,
         description="For frequency week: mon, tue, wed, thu, fri, sat or sun. Default mon.",
     )
-    day_of_month: int | None = Field(
+    day_of_month: StrictInt | None = Field(
         default=None, ge=1, le=31, description="For frequency month: day 1-31. Default 1."
     )
 
@@ -112,14 +122,14 @@ class Schedule(ApiModel):
         description="Allow concurrent runs; Forbid: skip a time while a run is active (counted "
         "as missed); Replace: abort the active run, then start the new one.",
     )
-    starting_deadline_seconds: int | None = Field(
+    starting_deadline_seconds: StrictInt | None = Field(
         default=None,
         ge=0,
         le=STARTING_DEADLINE_SECONDS_MAX,
         description="A missed time still runs if the operator sees it at most this late; "
         "unset means only the most recent missed time runs, however late.",
     )
-    suspend: bool = Field(default=False, description="Stop creating new runs.")
+    suspend: StrictBool = Field(default=False, description="Stop creating new runs.")
 
     @field_validator("cron")
     @classmethod
@@ -208,29 +218,33 @@ class TaskSettings(ApiModel):
     """Execution settings of a task; set in defaults, overridable per node."""
 
     image: str | None = Field(default=None, description="Container image of the task runtime.")
-    retries: int | None = Field(
+    retries: StrictInt | None = Field(
         default=None,
         ge=0,
         le=RETRIES_MAX,
         description="Extra attempts after a failure. Default 0.",
     )
-    retry_delay_seconds: int | None = Field(
+    retry_delay_seconds: StrictInt | None = Field(
         default=None,
         ge=0,
         le=RETRY_DELAY_SECONDS_MAX,
         description="Wait between attempts. Default 30.",
     )
-    timeout_seconds: int | None = Field(
+    timeout_seconds: StrictInt | None = Field(
         default=None,
         ge=1,
         le=TASK_TIMEOUT_SECONDS_MAX,
         description="Deadline of one attempt; unset means none.",
     )
     env: list[EnvVar] | None = Field(
-        default=None, description="Environment variables (core/v1 EnvVar list)."
+        default=None,
+        max_length=MAX_ENV,
+        description="Environment variables (core/v1 EnvVar list).",
     )
     env_from: list[EnvFromSource] | None = Field(
-        default=None, description="ConfigMaps and Secrets exposed as environment variables."
+        default=None,
+        max_length=MAX_ENV_FROM,
+        description="ConfigMaps and Secrets exposed as environment variables.",
     )
     resources: ResourceRequirements | None = Field(
         default=None, description="CPU and memory of the task container."
@@ -261,6 +275,11 @@ class Transformation(ApiModel):
         max_length=MAX_SELECTORS,
         description="Selectors of models to leave out.",
     )
+    allow_empty: StrictBool = Field(
+        default=False,
+        description="Let the selection be empty (the node then has no tasks); by default "
+        "a node that selects nothing is an error.",
+    )
 
 
 class Connection(ApiModel):
@@ -290,7 +309,7 @@ class ChildFlow(ApiModel):
         default=None,
         description="Parameters of the child run; templates allowed.",
     )
-    wait: bool = Field(
+    wait: StrictBool = Field(
         default=True, description="Wait for the child run to finish and take its outcome."
     )
 
@@ -434,35 +453,35 @@ class FlowSpec(ApiModel):
     defaults: TaskSettings | None = Field(
         default=None, description="Settings every task inherits; a node may override them."
     )
-    max_parallel_tasks: int = Field(
+    max_parallel_tasks: StrictInt = Field(
         default=8,
         ge=1,
         le=MAX_PARALLEL_TASKS_MAX,
         description="Most tasks running at the same time.",
     )
-    max_active_runs: int | None = Field(
+    max_active_runs: StrictInt | None = Field(
         default=None,
         ge=1,
         le=MAX_ACTIVE_RUNS_MAX,
         description="Most runs of this Flow active at once; more wait in QUEUED, oldest first.",
     )
-    fail_fast: bool = Field(
+    fail_fast: StrictBool = Field(
         default=False,
         description="On the first terminal task failure, stop running tasks and start no more.",
     )
-    timeout_seconds: int | None = Field(
+    timeout_seconds: StrictInt | None = Field(
         default=None,
         ge=1,
         le=RUN_TIMEOUT_SECONDS_MAX,
         description="Whole-run deadline; when it passes the run is TIMED_OUT.",
     )
-    successful_runs_history_limit: int = Field(
+    successful_runs_history_limit: StrictInt = Field(
         default=10,
         ge=0,
         le=HISTORY_LIMIT_MAX,
         description="Succeeded runs kept; older ones are deleted.",
     )
-    failed_runs_history_limit: int = Field(
+    failed_runs_history_limit: StrictInt = Field(
         default=10,
         ge=0,
         le=HISTORY_LIMIT_MAX,

@@ -21,9 +21,18 @@ def cel(*rules: tuple[str, str]) -> JsonDict:
     return {"x-kubernetes-validations": entries}
 
 
-def immutable(field: str) -> JsonDict:
-    """A transition rule: the field cannot change once set."""
-    return cel(("self == oldSelf", f"{field} is immutable"))
+def immutable_fields(fields: list[str], changeable: str) -> list[tuple[str, str]]:
+    """Transition rules of an object whose `fields` never change after creation: neither
+    set, removed nor altered (a rule on the field itself would only guard a field that
+    existed before). `changeable` names what may change, for the message."""
+    return [
+        (
+            f"has(self.{name}) == has(oldSelf.{name}) && "
+            f"(!has(self.{name}) || self.{name} == oldSelf.{name})",
+            f"spec.{name} is immutable: only {changeable} may change after creation",
+        )
+        for name in fields
+    ]
 
 
 def unique_by_name() -> JsonDict:

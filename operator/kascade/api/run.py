@@ -5,20 +5,56 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, StrictBool, WithJsonSchema, model_validator
 
 from kascade.api.base import ApiModel, StatusModel
 from kascade.api.enums import RERUN_TYPES, RunPhase, RunType
 from kascade.api.flow import MAX_PARALLEL_TASKS_MAX, RUN_TIMEOUT_SECONDS_MAX, TASK_COUNT_MAX
-from kascade.api.markers import cel, immutable
+from kascade.api.markers import cel, immutable_fields
 from kascade.api.meta import DNS_SUBDOMAIN, GENERATION_MAX, Condition, ObjectMeta
 
 HISTORY_LIMIT = 50
+LINEAGE_MAX = 101
+"""Flows in a run's ancestry the status can hold (the deepest nesting allowed, plus one)."""
 TaskCount = Annotated[int, Field(ge=0, le=TASK_COUNT_MAX)]
+RFC3339 = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+Timestamp = Annotated[
+    datetime,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": RFC3339,
+            **cel(
+                (
+                    "timestamp(self) >= timestamp('0001-01-01T00:00:00Z')",
+                    "must be an RFC 3339 time such as 2026-12-01T02:00:00Z",
+                )
+            ),
+        }
+    ),
+]
+"""A time in a spec written by users. Not `format: date-time`: the API server skips the
+type check of a date-time field, and stores `[]` or `[1]` there (after which no status
+write of the object passes validation); a pattern on a string it checks."""
 
 
 _RERUN_TYPE_LIST = "[" + ", ".join(f"'{t.value}'" for t in sorted(RERUN_TYPES)) + "]"
+_IMMUTABLE = [
+    "flowRef",
+    "type",
+    "parameters",
+    "scheduledTime",
+    "rerunOf",
+    "rerunTask",
+    "downstream",
+    "parent",
+]
+"""Every field of a Run's spec but `abort`."""
 _RUN_SPEC_RULES = cel(
+    *immutable_fields(_IMMUTABLE, "spec.abort"),
     (
         f"(self.type in {_RERUN_TYPE_LIST}) == has(self.rerunOf)",
         "rerunOf is required by the RERUN_* types and allowed only there",
@@ -48,7 +84,7 @@ class ParentRef(ApiModel):
     """The parent run and task of a SUBFLOW run."""
 
     run: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Parent Run name.")
-    task: str = Field(min_length=1, description="Id of the parent's flow task.")
+    task: str = Field(min_length=1, max_length=253, description="Id of the parent's flow task.")
 
 
 class RunSpec(ApiModel):
@@ -56,44 +92,38 @@ class RunSpec(ApiModel):
 
     model_config = ConfigDict(json_schema_extra=_RUN_SPEC_RULES)
 
-    flow_ref: FlowRef = Field(
-        description="The Flow to run.", json_schema_extra=immutable("flowRef")
-    )
+    flow_ref: FlowRef = Field(description="The Flow to run.")
     type: RunType = Field(
         default=RunType.MANUAL,
         description="ORCHESTRATED, MANUAL, RERUN_ALL, RERUN_FAILED, RERUN_TASK or SUBFLOW.",
-        json_schema_extra=immutable("type"),
     )
     parameters: dict[str, Any] | None = Field(
         default=None,
         description="Parameter values by name; checked against the Flow's typed parameters.",
-        json_schema_extra=immutable("parameters"),
     )
-    scheduled_time: datetime | None = Field(
+    scheduled_time: Timestamp | None = Field(
         default=None,
-        description="The run stays SCHEDULED until this time; unset means start now.",
-        json_schema_extra=immutable("scheduledTime"),
+        description="The run stays SCHEDULED until this time (RFC 3339, e.g. "
+        "2026-12-01T02:00:00Z); unset means start now.",
     )
     rerun_of: str | None = Field(
         default=None,
         pattern=DNS_SUBDOMAIN,
         max_length=253,
         description="The original Run of a rerun.",
-        json_schema_extra=immutable("rerunOf"),
     )
     rerun_task: str | None = Field(
         default=None,
         min_length=1,
         description="The task id a RERUN_TASK reruns.",
-        json_schema_extra=immutable("rerunTask"),
     )
-    downstream: bool = Field(
+    downstream: StrictBool = Field(
         default=False, description="RERUN_TASK also reruns the task's descendants."
     )
     parent: ParentRef | None = Field(
         default=None, description="The parent run and task of a SUBFLOW run."
     )
-    abort: bool = Field(
+    abort: StrictBool = Field(
         default=False,
         description="Set true to abort the run; cannot be set back.",
         json_schema_extra=cel(("self || !oldSelf", "abort cannot be withdrawn")),
@@ -173,6 +203,12 @@ class RunStatus(StatusModel):
     progress: str | None = Field(default=None, description="Finished tasks / all tasks, e.g. 3/10.")
     reruns: list[str] | None = Field(default=None, description="Runs that rerun this one.")
     children: list[str] | None = Field(default=None, description="Child runs of flow tasks.")
+    lineage: list[str] | None = Field(
+        default=None,
+        max_length=LINEAGE_MAX,
+        description="The flows of the run's ancestry, from the top-level run's flow to this "
+        "run's own: a child flow that would start a flow already in it fails.",
+    )
 
 
 class Run(ApiModel):

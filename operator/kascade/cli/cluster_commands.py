@@ -26,6 +26,7 @@ from kascade.cli.cluster import (
 from kascade.cli.console import console_for
 from kascade.cli.progress import PHASE_STYLE
 from kascade.contract.archive import digest, pack, project_files
+from kascade.engine.ancestry import MAX_FLOW_DEPTH, MAX_FLOW_DEPTH_LIMIT
 from kascade.engine.naming import dns_name
 from kascade.engine.parameters import parse_assignments
 from kascade.engine.reruns import check_rerun_task, check_rerunnable
@@ -72,6 +73,14 @@ PRIORITY_CEILING = 10**17  # above any start time in microseconds for millennia
 )
 @click.option("--max-active-runs", type=click.IntRange(min=1), help="Operator-wide run limit.")
 @click.option(
+    "--max-flow-depth",
+    type=click.IntRange(min=0, max=MAX_FLOW_DEPTH_LIMIT),
+    default=MAX_FLOW_DEPTH,
+    show_default=True,
+    help="How many child runs deep a run may nest below its top-level run; a flow task "
+    "that would go deeper, or start a flow already in its chain, fails.",
+)
+@click.option(
     "--liveness", metavar="URL", help="kopf health endpoint, e.g. http://0.0.0.0:8080/healthz."
 )
 @click.option(
@@ -116,6 +125,7 @@ def operator(
     warehouse: str | None,
     state_dir: Path,
     max_active_runs: int | None,
+    max_flow_depth: int,
     liveness: str | None,
     metrics_address: str | None,
     peering: str | None,
@@ -146,6 +156,7 @@ def operator(
         warehouse=warehouse or default_operator_warehouse(executor, state_dir),
         state_dir=state_dir.absolute(),
         max_active_runs=max_active_runs,
+        max_flow_depth=max_flow_depth,
         clock_offset_seconds=clock_offset,
         metrics_address=metrics_address,
         peering=peering,

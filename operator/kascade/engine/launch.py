@@ -13,6 +13,7 @@ from typing import Any
 
 from kascade.api import FlowSpec, TaskSettings, TaskType
 from kascade.contract import env as contract_env
+from kascade.engine.ancestry import MAX_FLOW_DEPTH, child_flow_problem
 from kascade.engine.errors import KascadeError
 from kascade.engine.plan import PlannedTask, node_of
 from kascade.engine.templating import TemplateError, render, run_context, template_context
@@ -36,6 +37,8 @@ class RunIdentity:
     type: str
     scheduled_time: datetime | None
     created: datetime
+    lineage: tuple[str, ...] = ()
+    """The flows from the top-level run down to this one (ancestry)."""
 
 
 @dataclass(frozen=True)
@@ -123,10 +126,16 @@ def launch(
     run: RunIdentity,
     context: Mapping[str, Any],
     warehouse: str | None = None,
+    max_flow_depth: int = MAX_FLOW_DEPTH,
 ) -> Launch:
     """The launch of attempt `attempt` of a task, its templates rendered with `context`
-    (launch_context); LaunchError names the field that fails."""
+    (launch_context); LaunchError names the field that fails, or the chain of flows a
+    flow task may not extend (ancestry)."""
     where = f"task `{task.id}`"
+    if task.type == TaskType.FLOW:
+        problem = child_flow_problem(run.lineage or (run.flow,), task.target, max_flow_depth)
+        if problem is not None:
+            raise LaunchError(f"{where}: {problem}")
     args = tuple(
         _rendered(str(text), context, f"{where}: args[{index}]")
         for index, text in enumerate(settings.get("args") or [])

@@ -43,9 +43,14 @@ _SAMPLES: dict[ParameterType, Any] = {
 
 def lint_flow(flow: Flow, project: Project, plan: Plan) -> list[str]:
     """Every problem lint finds in a flow that plans, and in its project."""
+    return model_problems(project) + flow_problems(flow, plan)
+
+
+def flow_problems(flow: Flow, plan: Plan) -> list[str]:
+    """What lint finds in the flow itself (its parameter defaults and templates), without
+    rendering the project's models: cheap enough for the operator's Valid condition."""
     run = sample_run(flow)
     params, problems = _parameter_values(flow.spec, run)
-    problems += model_problems(project)
     problems += template_problems(flow.spec, sample_context(run, params, plan))
     return problems
 

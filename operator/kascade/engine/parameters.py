@@ -59,6 +59,10 @@ def _value(parameter: Parameter, given: Mapping[str, Any], run: Mapping[str, Any
     return convert(parameter.type, default)
 
 
+INTEGER_MAX = 2**53 - 1
+"""The largest integer parameter: what a JSON number (a float64) holds exactly."""
+
+
 def convert(kind: ParameterType, raw: Any) -> Any:
     """A value as the declared type; strings (from --param K=V) are parsed.
 
@@ -78,14 +82,20 @@ def convert(kind: ParameterType, raw: Any) -> Any:
             return raw.strip().lower() in _TRUE
         raise ValueError(f"expected a boolean (true/false), got {_shown(raw)}")
     if kind == ParameterType.INTEGER:
+        value: int | None = None
         if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str):
-            try:
-                return int(raw.strip())
-            except ValueError:  # not a number, or more digits than Python converts
-                pass
-        raise ValueError(f"expected an integer, got {_shown(raw)}")
+            value = raw
+        elif isinstance(raw, str):
+            with contextlib.suppress(ValueError):  # not a number, or too many digits
+                value = int(raw.strip())
+        if value is None:
+            raise ValueError(f"expected an integer, got {_shown(raw)}")
+        if abs(value) > INTEGER_MAX:
+            raise ValueError(
+                f"expected an integer from -{INTEGER_MAX} to {INTEGER_MAX} (beyond that JSON, "
+                f"and so the Kubernetes API, loses digits), got {_shown(raw)}"
+            )
+        return value
     number: int | float | None = None
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         number = raw

@@ -128,6 +128,12 @@ def build_plan(flow: Flow, project: Project) -> Plan:
         raise PlanError(work.problems, work.warnings)
     if not tasks:
         work.warnings.append(f"flow `{flow.metadata.name}` has no tasks")
+    work.warnings += [
+        f"task `{task.id}` starts flow `{task.target}`, this flow itself: every run fails "
+        "there (flow recursion)"
+        for task in (*tasks, *hooks)
+        if task.type == TaskType.FLOW and task.target == flow.metadata.name
+    ]
     return Plan(
         flow=flow.metadata.name or "",
         tasks=tuple(tasks),
@@ -173,11 +179,12 @@ def _select_models(work: _Expansion, nodes: Sequence[Node]) -> dict[str, list[st
         if broken:
             continue
         chosen = select(work.project, include, exclude)
-        if not chosen:
-            work.warnings.append(
+        if not chosen and not node.transformation.allow_empty:
+            work.problems.append(
                 f"node `{node.name}` selects no models "
                 f"(include: {_show(include) if include is not None else 'all'}"
-                f"{'; exclude: ' + _show(exclude) if exclude else ''})"
+                f"{'; exclude: ' + _show(exclude) if exclude else ''}); "
+                "set transformation.allowEmpty: true if that is intended"
             )
         selections[node.name] = sorted(chosen, key=lambda name: work.project.models[name].path)
     return selections

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from kascade.engine.ancestry import MAX_FLOW_DEPTH
 from kascade.engine.attempts import AttemptEnd, adopt, attempt_end, start_failure
 from kascade.engine.decide import decide
 from kascade.engine.launch import LaunchError, launch, launch_context
@@ -60,6 +61,7 @@ class RunLoop:
         clock: Clock,
         *,
         warehouse: str | None = None,
+        max_flow_depth: int = MAX_FLOW_DEPTH,
         lost_after_seconds: float = 30.0,
         resync_seconds: float = RESYNC_SECONDS,
     ) -> None:
@@ -67,6 +69,7 @@ class RunLoop:
         self.attempts = attempts
         self.clock = clock
         self.warehouse = warehouse
+        self.max_flow_depth = max_flow_depth
         self.lost_after_seconds = lost_after_seconds
         self.resync_seconds = resync_seconds
         self.plan: Plan | None = None
@@ -201,6 +204,7 @@ class RunLoop:
                 identity_of(record),
                 context,
                 self.warehouse,
+                self.max_flow_depth,
             )
             entry.log = await self.attempts.start(task, prepared)
         except (LaunchError, StartFailed) as err:

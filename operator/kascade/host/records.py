@@ -92,6 +92,8 @@ class RunRecord(_Record):
     rerun_task: str | None = None
     downstream: bool = False
     reruns: list[str] = Field(default_factory=list)
+    lineage: list[str] = Field(default_factory=list)
+    """The flows from the top-level run down to this one (empty: a top-level run)."""
     parameters: dict[str, Any] = Field(default_factory=dict)
     max_parallel_tasks: int = 8
     fail_fast: bool = False
@@ -223,6 +225,7 @@ def identity_of(record: RunRecord) -> RunIdentity:
         type=record.type.value,
         scheduled_time=record.scheduled_time,
         created=record.created_at,
+        lineage=tuple(record.lineage) or (record.flow,),
     )
 
 

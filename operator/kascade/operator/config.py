@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kascade import __version__
+from kascade.engine.ancestry import MAX_FLOW_DEPTH
 
 DEFAULT_IMAGE = f"ghcr.io/kascade/runtime:{__version__}"
 EXECUTORS = ("jobs", "local")
@@ -21,6 +22,7 @@ class OperatorConfig:
     warehouse: str | None = None
     state_dir: Path = field(default_factory=lambda: Path(".kascade/operator"))
     max_active_runs: int | None = None
+    max_flow_depth: int = MAX_FLOW_DEPTH
     max_api_concurrency: int = 32
     resync_seconds: float = 120.0
     missing_job_grace_seconds: float = 30.0

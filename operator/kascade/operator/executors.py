@@ -50,10 +50,14 @@ class JobsExecutor:
 
     async def start(self, attempt: ClusterAttempt, launch: Launch) -> str | None:
         try:
-            await self.kube.create_job(attempt.namespace, job_body(attempt, launch, self.image))
+            body = job_body(attempt, launch, self.image)
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            raise StartFailed(f"the Job could not be made: {type(err).__name__}: {err}") from err
+        try:
+            await self.kube.create_job(attempt.namespace, body)
         except KubeError as err:
-            if err.status in (400, 403, 422):
-                raise StartFailed(f"the Job was refused: {err}") from err
+            if err.permanent:
+                raise StartFailed(f"the API server refused the Job: {err}") from err
             raise
         return None
 
@@ -168,7 +172,12 @@ class ChildRunExecutor:
                 "parameters": dict(launch.parameters),
             },
         }
-        await self.kube.create("runs", attempt.namespace, body)
+        try:
+            await self.kube.create("runs", attempt.namespace, body)
+        except KubeError as err:
+            if err.permanent:
+                raise StartFailed(f"the API server refused the child Run: {err}") from err
+            raise
         return None
 
     async def stop(self, attempt: ClusterAttempt, reason: str) -> None:

@@ -12,7 +12,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from kascade.api import Flow, RunPhase
+from kascade.engine.ancestry import ARROW, flow_cycle
 from kascade.engine.errors import KascadeError, PlanError
+from kascade.engine.lint import flow_problems
 from kascade.engine.manifests import format_validation_error
 from kascade.engine.plan import build_plan
 from kascade.engine.project import load_project
@@ -20,7 +22,7 @@ from kascade.engine.retention import KeptRun, runs_to_delete
 from kascade.engine.statemachine import run_is_terminal
 from kascade.operator.executors import RunFacts
 from kascade.operator.facts import rfc3339
-from kascade.operator.kube import Kube
+from kascade.operator.kube import Kube, passing
 from kascade.operator.metrics import METRICS
 from kascade.operator.projects import ProjectCache
 
@@ -86,7 +88,10 @@ class FlowStatusWriter:
                     self.written[key] = status
                 await self._prune(body, runs)
         except Exception as err:  # a Flow must never take the operator down
-            log.exception("flow=%s/%s event=status-error error=%s", *key, err)
+            if passing(err):  # the API server is away: the next change writes it
+                log.warning("flow=%s/%s event=status-error error=%s", *key, err)
+            else:
+                log.exception("flow=%s/%s event=status-error error=%s", *key, err)
 
     async def write_schedule(self, namespace: str, flow: str, fields: dict[str, Any]) -> None:
         """Write the schedule's fields of a Flow's status now (the scheduler relies on
@@ -123,6 +128,7 @@ class FlowStatusWriter:
         generation = int(meta.get("generation") or 0)
         problem: str | None = None
         tasks = None
+        cycle: tuple[str, ...] | None = None
         try:
             flow = Flow.model_validate({**body, "status": None})
             config_map = flow.spec.project.config_map if flow.spec.project else None
@@ -131,7 +137,10 @@ class FlowStatusWriter:
             cached = self.validity.get(key)
             if cached is not None and cached[0] == version:
                 return cached[1]
-            tasks = len(build_plan(flow, load_project(project)).tasks)
+            plan = build_plan(flow, load_project(project))
+            tasks = len(plan.tasks)
+            problem = "; ".join(flow_problems(flow, plan)) or None
+            cycle = await self._cycle(key[0], flow)
         except ValidationError as err:
             version, problem = (
                 (generation, ""),
@@ -144,11 +153,17 @@ class FlowStatusWriter:
         cached = self.validity.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
+        warning = (
+            f"; warning: flows start each other: {ARROW.join(cycle)}, so a run fails at the "
+            "flow task that would repeat a flow of its chain"
+            if cycle and not problem
+            else ""
+        )
         condition = {
             "type": "Valid",
             "status": "False" if problem else "True",
             "reason": "Invalid" if problem else "Planned",
-            "message": (problem or f"{tasks} tasks")[:1024],
+            "message": (problem or f"{tasks} tasks{warning}")[:1024],
             "lastTransitionTime": rfc3339(datetime.now(UTC)),
             "observedGeneration": generation,
         }
@@ -156,4 +171,34 @@ class FlowStatusWriter:
         self.validity[key] = (version, result)
         if problem:
             await self.kube.event(body, "Flow", "Invalid", problem, warning=True)
+        elif warning:
+            await self.kube.event(
+                body, "Flow", "FlowCycle", warning.removeprefix("; warning: "), warning=True
+            )
         return result
+
+    async def _cycle(self, namespace: str, flow: Flow) -> tuple[str, ...] | None:
+        """A chain of flows of the namespace that leads from `flow` back to itself through
+        flow nodes and hooks (a static cycle: its runs fail where it would repeat)."""
+        if not child_flows(flow.spec.model_dump(by_alias=True)):
+            return None
+        bodies = await self.kube.list("flows", namespace, "")
+        children = {
+            str(body["metadata"]["name"]): child_flows(body.get("spec") or {}) for body in bodies
+        }
+        children[flow.metadata.name or ""] = child_flows(flow.spec.model_dump(by_alias=True))
+        return flow_cycle(flow.metadata.name or "", children)
+
+
+def child_flows(spec: dict[str, Any]) -> list[str]:
+    """The flows a Flow spec (wire form) starts from its flow nodes and hooks."""
+    nodes = list(spec.get("nodes") or [])
+    for hooks in (spec.get("hooks") or {}).values():
+        nodes += hooks or []
+    return [
+        str(node["flow"]["name"])
+        for node in nodes
+        if isinstance(node, dict)
+        and isinstance(node.get("flow"), dict)
+        and node["flow"].get("name")
+    ]

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from kascade.operator.labels import GROUP, VERSION
 from kascade.operator.metrics import Metrics
@@ -27,6 +28,20 @@ class KubeError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+    @property
+    def permanent(self) -> bool:
+        """Whether asking again cannot help: a 4xx answer other than a conflict (409),
+        a timeout (408) or throttling (429)."""
+        return 400 <= self.status < 500 and self.status not in (408, 409, 429)
+
+
+def passing(err: BaseException) -> bool:
+    """Whether an error may pass with time (the API server unreachable or overloaded, a
+    conflict): worth retrying, unlike a refusal or a mistake in what was sent."""
+    if isinstance(err, KubeError):
+        return not err.permanent
+    return isinstance(err, OSError | TimeoutError | HTTPError)
 
 
 def api_client(kubeconfig: str | None = None, connections: int = 32) -> client.ApiClient:

@@ -14,9 +14,11 @@ from kascade.engine.attempts import Observation, Progress
 from kascade.engine.launch import Launch
 from kascade.engine.naming import child_run_name, job_name
 from kascade.engine.statemachine import RUN_WAITING
+from kascade.host.ports import StartFailed
 from kascade.host.records import RunRecord, TaskRecord
 from kascade.operator.executors import ChildRunExecutor, Executor
 from kascade.operator.jobs import ClusterAttempt
+from kascade.operator.kube import passing
 from kascade.operator.metrics import METRICS
 from kascade.operator.runloading import LoadedRun
 
@@ -76,7 +78,16 @@ class ClusterAttempts:
     async def start(self, task: TaskRecord, launch: Launch) -> str | None:
         attempt = self.attempt(task, launch.attempt)
         ready = self._ready_seen(self.loaded.record, task, launch.attempt)
-        where = await self._executor(task).start(attempt, launch)
+        try:
+            where = await self._executor(task).start(attempt, launch)
+        except StartFailed:
+            raise
+        except Exception as err:
+            if passing(err):
+                raise  # the loop starts over from the API after a backoff
+            raise StartFailed(
+                f"the attempt could not be started: {type(err).__name__}: {err}"
+            ) from err
         if ready is not None:
             METRICS.task_launched(self.namespace, attempt.flow, time.monotonic() - ready)
         log.info(

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from kascade.api import RERUN_TYPES, Flow, RunPhase, RunSpec, TaskPhase
 from kascade.api.run import RunSettings
+from kascade.engine.ancestry import child_flow_problem, lineage_of
 from kascade.engine.errors import KascadeError, PlanError
 from kascade.engine.launch import task_settings
 from kascade.engine.manifests import format_validation_error
@@ -40,9 +41,12 @@ class Prepared:
     settings: RunSettings = field(default_factory=lambda: RunSettings(max_parallel_tasks=8))
     tasks: list[TaskRecord] = field(default_factory=list)
     rerun_of: str | None = None
+    lineage: tuple[str, ...] = ()
 
 
-async def prepare_run(kube: Kube, projects: ProjectCache, run: dict[str, Any]) -> Prepared:
+async def prepare_run(
+    kube: Kube, projects: ProjectCache, run: dict[str, Any], max_flow_depth: int
+) -> Prepared:
     """Everything needed to start a run, or the reason it cannot start."""
     meta = run["metadata"]
     namespace, name = meta["namespace"], meta["name"]
@@ -52,6 +56,9 @@ async def prepare_run(kube: Kube, projects: ProjectCache, run: dict[str, Any]) -
         return Prepared(error=format_validation_error(err, f"Run {name}"))
     if spec.type in RERUN_TYPES:
         return await prepare_rerun(kube, run, spec)
+    lineage, problem = await _lineage(kube, namespace, spec, max_flow_depth)
+    if problem is not None:
+        return Prepared(error=problem)
     flow_body = await kube.get("flows", namespace, spec.flow_ref.name)
     if flow_body is None:
         return Prepared(error=f"Flow `{spec.flow_ref.name}` not found in namespace {namespace}")
@@ -90,7 +97,31 @@ async def prepare_run(kube: Kube, projects: ProjectCache, run: dict[str, Any]) -
             project_config_map=config_map,
         ),
         tasks=[task_record(t, task_settings(flow.spec, t)) for t in (*plan.tasks, *plan.hooks)],
+        lineage=lineage,
     )
+
+
+async def _lineage(
+    kube: Kube, namespace: str, spec: RunSpec, max_flow_depth: int
+) -> tuple[tuple[str, ...], str | None]:
+    """The chain of flows of a new run, or why it may not run: a SUBFLOW run needs its
+    parent run, and must not repeat a flow of the parent's chain or nest too deep."""
+    own = spec.flow_ref.name
+    if spec.parent is None:
+        return lineage_of(None, own), None
+    parent = await kube.get("runs", namespace, spec.parent.run)
+    if parent is None:
+        return (), (
+            f"spec.parent.run: the parent run `{spec.parent.run}` does not exist in namespace "
+            f"{namespace}; a SUBFLOW run is started by a flow task of a running run"
+        )
+    chain = (parent.get("status") or {}).get("lineage") or [
+        ((parent.get("spec") or {}).get("flowRef") or {}).get("name", "")
+    ]
+    problem = child_flow_problem(chain, own, max_flow_depth)
+    if problem is not None:
+        return (), f"spec.parent: {problem}"
+    return lineage_of(chain, own), None
 
 
 async def prepare_rerun(kube: Kube, run: dict[str, Any], spec: RunSpec) -> Prepared:
@@ -133,4 +164,5 @@ async def prepare_rerun(kube: Kube, run: dict[str, Any], spec: RunSpec) -> Prepa
         settings=stored_settings(status),
         tasks=tasks,
         rerun_of=spec.rerun_of,
+        lineage=tuple(status.get("lineage") or ()),
     )

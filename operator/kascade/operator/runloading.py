@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kascade.api import RunPhase, RunType
+from kascade.engine.ancestry import MAX_FLOW_DEPTH
 from kascade.engine.naming import label_value
 from kascade.engine.statemachine import run_is_terminal
 from kascade.host.records import PhaseRecord, RunRecord
 from kascade.operator.facts import timestamp
-from kascade.operator.kube import Kube
+from kascade.operator.kube import Kube, passing
 from kascade.operator.labels import RUN, owner_reference
 from kascade.operator.preparation import Prepared, prepare_run
 from kascade.operator.projects import ProjectCache
@@ -41,7 +42,12 @@ class LoadedRun:
 
 
 async def load_run(
-    kube: Kube, projects: ProjectCache, namespace: str, name: str, now: datetime
+    kube: Kube,
+    projects: ProjectCache,
+    namespace: str,
+    name: str,
+    now: datetime,
+    max_flow_depth: int = MAX_FLOW_DEPTH,
 ) -> LoadedRun | None:
     """The run's record (planning it first when it is new); None when the Run is gone."""
     body = await kube.get("runs", namespace, name)
@@ -52,13 +58,10 @@ async def load_run(
     start_error = None
     conditions = None
     if status.get("totalTasks") is None and not run_is_terminal(phase):
-        prepared = await prepare_run(kube, projects, body)
-        if prepared.error is not None:
-            start_error = prepared.error
-            conditions = [invalid_condition(prepared.error, now)]
-            await kube.event(body, "Run", "InvalidRun", prepared.error, warning=True)
-        else:
-            status.update(await _plan(kube, body, prepared))
+        start_error = await _prepare(kube, projects, body, status, max_flow_depth)
+        if start_error is not None:
+            conditions = [invalid_condition(start_error, now)]
+            await kube.event(body, "Run", "InvalidRun", start_error, warning=True)
     objects = await kube.list("tasks", namespace, f"{RUN}={label_value(name)}")
     owned = in_plan_order(t for t in objects if owned_by(t, body["metadata"]["uid"]))
     record = _record(body, status, [task_record_of(obj) for obj in owned], start_error)
@@ -72,6 +75,28 @@ async def load_run(
         config_map=stored_settings(status).project_config_map,
         conditions=conditions,
     )
+
+
+async def _prepare(
+    kube: Kube,
+    projects: ProjectCache,
+    body: dict[str, Any],
+    status: dict[str, Any],
+    max_flow_depth: int,
+) -> str | None:
+    """Plan a new run and store its plan (updating `status`); why it cannot start, if it
+    cannot. An error that may pass (the API server away) is raised, to try again; any
+    other ends the run before it starts, never an endless retry."""
+    try:
+        prepared = await prepare_run(kube, projects, body, max_flow_depth)
+        if prepared.error is not None:
+            return prepared.error
+        status.update(await _plan(kube, body, prepared))
+    except Exception as err:
+        if passing(err):
+            raise
+        return f"the run could not be prepared: {type(err).__name__}: {err}"
+    return None
 
 
 async def _plan(kube: Kube, body: dict[str, Any], prepared: Prepared) -> dict[str, Any]:
@@ -100,6 +125,8 @@ async def _plan(kube: Kube, body: dict[str, Any], prepared: Prepared) -> dict[st
         "parameters": prepared.parameters,
         "settings": prepared.settings.to_wire(),
     }
+    if prepared.lineage:
+        written["lineage"] = list(prepared.lineage)
     await kube.patch_status("runs", namespace, name, written)
     return written
 
@@ -127,6 +154,7 @@ def _record(
         rerun_task=spec.get("rerunTask"),
         downstream=bool(spec.get("downstream")),
         reruns=list(status.get("reruns") or []),
+        lineage=list(status.get("lineage") or []),
         parameters=dict(status.get("parameters") or {}),
         max_parallel_tasks=settings.max_parallel_tasks,
         fail_fast=settings.fail_fast,

@@ -21,6 +21,7 @@ from kascade.engine.statemachine import RUN_WAITING
 from kascade.host.loop import RunLoop
 from kascade.host.ports import Requests
 from kascade.host.records import Changes, RunRecord, TaskRecord
+from kascade.operator.kube import passing
 from kascade.operator.launching import ClusterAttempts
 from kascade.operator.metrics import METRICS
 from kascade.operator.runloading import load_run
@@ -71,6 +72,7 @@ class ClusterRun:
                 self,
                 self,
                 warehouse=self.ops.config.warehouse,
+                max_flow_depth=self.ops.config.max_flow_depth,
                 lost_after_seconds=self.ops.config.missing_job_grace_seconds,
                 resync_seconds=self.ops.config.resync_seconds,
             )
@@ -83,7 +85,10 @@ class ClusterRun:
                 raise
             except Exception as err:  # never let one run take the operator down
                 METRICS.reconcile_errors.labels("run").inc()
-                log.exception("run=%s/%s event=reconcile-error error=%s", *self.key, err)
+                if passing(err):  # the API server is away: try again after the backoff
+                    log.warning("run=%s/%s event=reconcile-error error=%s", *self.key, err)
+                else:
+                    log.exception("run=%s/%s event=reconcile-error error=%s", *self.key, err)
                 if self.recorder is not None:
                     await self.ops.kube.event(
                         self.recorder.loaded.body,
@@ -98,7 +103,13 @@ class ClusterRun:
     # --- where the record lives ------------------------------------------------------
 
     async def load(self) -> RunRecord | None:
-        loaded = await load_run(self.ops.kube, self.ops.projects, *self.key, self.ops.now())
+        loaded = await load_run(
+            self.ops.kube,
+            self.ops.projects,
+            *self.key,
+            self.ops.now(),
+            self.ops.config.max_flow_depth,
+        )
         if loaded is None:
             return None
         self.flow = loaded.record.flow

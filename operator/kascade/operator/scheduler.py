@@ -18,6 +18,7 @@ from kascade.engine.naming import scheduled_run_name
 from kascade.engine.schedules import Skip, cron_expression, tick
 from kascade.engine.statemachine import run_is_terminal
 from kascade.operator.facts import rfc3339, timestamp
+from kascade.operator.kube import passing
 from kascade.operator.labels import API_VERSION, run_labels
 from kascade.operator.metrics import METRICS
 
@@ -88,7 +89,10 @@ class Scheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # one Flow must never stop the others
-                log.exception("flow=%s/%s event=schedule-error error=%s", *key, err)
+                if passing(err):  # the API server is away: the next tick tries again
+                    log.warning("flow=%s/%s event=schedule-error error=%s", *key, err)
+                else:
+                    log.exception("flow=%s/%s event=schedule-error error=%s", *key, err)
                 wake_at = None
                 await asyncio.sleep(RETRY_SECONDS)
             waker = self.wakers[key]

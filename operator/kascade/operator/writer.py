@@ -8,7 +8,7 @@ import asyncio
 import logging
 from typing import Any
 
-from kascade.operator.kube import Kube
+from kascade.operator.kube import Kube, KubeError
 
 log = logging.getLogger("kascade.operator")
 RETRY_SECONDS = 1.0
@@ -49,7 +49,17 @@ class StatusWriter:
             )
             failed = False
             for (key, status), result in zip(batch.items(), results, strict=True):
-                if isinstance(result, BaseException):
+                if isinstance(result, KubeError) and result.permanent:
+                    # refused for good (the object is gone, or the status does not fit
+                    # its schema): asking again every second would change nothing
+                    log.warning(
+                        "object=%s/%s/%s event=status-write-refused error=%s",
+                        key[0],
+                        self.namespace,
+                        key[1],
+                        result,
+                    )
+                elif isinstance(result, BaseException):
                     failed = True
                     log.warning(
                         "object=%s/%s/%s event=status-write-failed error=%s",
