@@ -61,6 +61,10 @@ unit: $(INSTALLED) ## unit tests (pure engine, CLI, CRDs)
 fuzz: $(INSTALLED) ## fuzz tier: generated flows and projects through lint, plan and run --local
 	$(BIN)/pytest tests/fuzz -q
 
+.PHONY: parity
+parity: $(INSTALLED) ## parity tier: the static planner against real `dbt ls` on generated projects
+	$(BIN)/pytest tests/parity -q
+
 .PHONY: cluster-binaries
 cluster-binaries: ## build kube-apiserver, etcd, kwok... from the Go module proxy (cached)
 	hack/cluster/build.sh
@@ -94,7 +98,7 @@ e2e: $(INSTALLED) ## end-to-end tests: example flows through the CLI
 	$(BIN)/pytest tests/e2e -q
 
 .PHONY: test
-test: lint typecheck unit fuzz integration campaign e2e ## everything CI runs
+test: lint typecheck unit fuzz parity integration campaign e2e ## everything CI runs
 
 .PHONY: crds
 crds: $(INSTALLED) ## regenerate crds/ from the pydantic models

@@ -29,27 +29,50 @@ CLI_TIMEOUT_SECONDS = 120
 SLEEP_SECONDS = "30"
 
 SHOP_TASKS = (
-    "load",
+    "raw_customers",
+    "raw_order_items",
+    "raw_orders",
+    "raw_payments",
+    "raw_products",
     "stg_customers",
     "stg_order_items",
     "stg_orders",
     "stg_payments",
     "stg_products",
+    "stg_customers.test",
+    "stg_orders.test",
+    "stg_order_items.test",
+    "stg_payments.test",
+    "stg_products.test",
+    "relationships_stg_orders_customer_id__customer_id__ref_stg_customers_",
+    "relationships_stg_order_items_order_id__order_id__ref_stg_orders_",
+    "relationships_stg_order_items_product_id__product_id__ref_stg_products_",
+    "relationships_stg_payments_order_id__order_id__ref_stg_orders_",
     "int_order_lines",
     "int_orders_enriched",
+    "int_orders_enriched.test",
     "fct_payments_by_method",
     "fct_revenue_daily",
     "dim_customers",
     "fct_product_sales",
+    "fct_revenue_daily.test",
+    "fct_payments_by_method.test",
+    "dim_customers.test",
+    "fct_product_sales.test",
+    "customers_snapshot",
 )
 BROKEN_MODEL = "int_order_lines"
 BROKEN_MODEL_FILE = Path("models/intermediate/int_order_lines.sql")
-# The models downstream of int_order_lines (fct_payments_by_method does not depend on it).
+# The tasks downstream of int_order_lines (fct_payments_by_method does not depend on it).
 DOWNSTREAM_OF_BROKEN = (
     "int_orders_enriched",
+    "int_orders_enriched.test",
     "fct_revenue_daily",
+    "fct_revenue_daily.test",
     "dim_customers",
+    "dim_customers.test",
     "fct_product_sales",
+    "fct_product_sales.test",
 )
 
 # Script packages of the small purpose-built projects.
@@ -226,7 +249,7 @@ def run_local(tmp_path: Path, flow_file: Path, *extra: Any):
 
 def copy_shop(target: Path) -> Path:
     """The example project, copied so that nothing is written into the repository."""
-    ignore = shutil.ignore_patterns(".kascade", "*.duckdb*", "__pycache__")
+    ignore = shutil.ignore_patterns(".kascade", "*.duckdb*", "__pycache__", "target", "logs")
     shutil.copytree(SHOP, target, ignore=ignore)
     return target
 
@@ -292,25 +315,41 @@ def test_example_shop_succeeds_and_builds_the_warehouse(shop_run):
             assert hook["phase"] == "SUCCEEDED", hook["id"]
     for task_id in SHOP_TASKS:
         assert [a["exitCode"] for a in tasks[task_id]["attempts"]] == [0], task_id
+    # dbt ran every resource: the incremental model, the seeds, the custom schema of the
+    # intermediate models, the snapshot, and the tests (one of them warns).
     assert tasks["fct_revenue_daily"]["outputs"] == {
         "relation": "main.fct_revenue_daily",
-        "materialized": "table",
-        "rows": 28,
+        "materialized": "incremental",
     }
-    # The default warehouse is the state dir's DuckDB file; the load script's log is kept.
+    assert tasks["raw_orders"]["outputs"] == {
+        "relation": "main.raw_orders",
+        "materialized": "seed",
+        "rows": 30,
+    }
+    assert tasks["int_orders_enriched"]["outputs"]["relation"] == (
+        "main_intermediate.int_orders_enriched"
+    )
+    assert tasks["stg_orders.test"]["outputs"] == {"tests": 4, "failures": 0, "warnings": []}
+    assert tasks["dim_customers.test"]["outputs"]["warnings"] == [
+        "test `not_null_dim_customers_first_order_date`: 2 failing rows (warn)"
+    ]
+    # The default warehouse is the state dir's DuckDB file; each task's dbt log is kept.
     warehouse_file = state / "warehouse.duckdb"
     assert record["warehouse"] == f"duckdb:///{warehouse_file}"
-    load_log = Path(tasks["load"]["attempts"][0]["log"]).read_text(encoding="utf-8")
-    assert "raw.orders: 30 rows" in load_log
-    assert f"as of {record['parameters']['as_of']}" in load_log
+    seed_log = Path(tasks["raw_orders"]["attempts"][0]["log"]).read_text(encoding="utf-8")
+    assert "1 of 1 OK loaded seed file main.raw_orders" in seed_log
     # Progress lines went to stderr, the summary record to stdout.
-    assert "task load SUCCEEDED" in result.stderr
+    assert "task raw_orders SUCCEEDED" in result.stderr
     assert (state / "runs" / record["id"] / "run.json").is_file()
+    announce = Path(tasks["announce"]["attempts"][0]["log"]).read_text(encoding="utf-8")
+    assert f"loaded 30 orders for {record['parameters']['as_of']}" in announce
 
     rows = table_rows(warehouse_file)
     assert rows["main.fct_revenue_daily"] == 28
     assert rows["main.dim_customers"] == 12
-    assert rows["raw.orders"] == 30
+    assert rows["main.raw_orders"] == 30
+    assert rows["main.customers_snapshot"] == 12
+    assert rows["main_intermediate.int_orders_enriched"] == 30
 
     listed = kascade("tables", "--state-dir", state, cwd=shop_run["base"])
     assert listed.returncode == 0, listed.stderr
@@ -321,7 +360,7 @@ def test_example_shop_succeeds_and_builds_the_warehouse(shop_run):
             shown[words[0]] = (words[1], words[2])
     assert shown["main.fct_revenue_daily"] == ("table", "28")
     assert shown["main.dim_customers"] == ("table", "12")
-    assert shown["raw.orders"] == ("table", "30")
+    assert shown["main.raw_orders"] == ("table", "30")
     assert shown["main.stg_orders"] == ("view", "30")
 
 
@@ -423,7 +462,14 @@ def test_rerun_failed_after_fixing_the_model(broken_shop):
 def test_rerun_one_task_with_downstream_then_everything(shop_run):
     original, state, base = shop_run["record"], shop_run["state"], shop_run["base"]
     task = "int_orders_enriched"
-    chosen = {task, "fct_revenue_daily", "dim_customers"}
+    chosen = {
+        task,
+        "int_orders_enriched.test",
+        "fct_revenue_daily",
+        "fct_revenue_daily.test",
+        "dim_customers",
+        "dim_customers.test",
+    }
 
     result = kascade(
         "rerun",
@@ -800,3 +846,39 @@ def test_outputs_over_the_limit_fail_the_task(tmp_path):
     assert "4096" in tasks["big"]["message"]
     assert tasks["big"]["outputs"] == {}
     assert tasks["after"]["phase"] == "UPSTREAM_FAILED"
+
+
+def test_a_failing_test_stops_exactly_the_descendants_of_its_model(tmp_path):
+    project = copy_shop(tmp_path / "shop")
+    (project / "tests" / "no_payments_at_all.sql").write_text(
+        "-- fails: every payment is a failing row\nselect * from {{ ref('stg_payments') }}\n"
+    )
+    result = kascade(
+        "run",
+        project / "flow.yaml",
+        "--local",
+        "--state-dir",
+        tmp_path / "state",
+        "-o",
+        "json",
+        cwd=tmp_path,
+    )
+    record = record_of(result.stdout, result.stderr, result.returncode)
+    assert result.returncode == 1
+    assert record["phase"] == "FAILED"
+    phases = main_phases(record)
+    tests = tasks_of(record)["stg_payments.test"]
+    assert tests["phase"] == "FAILED"
+    assert "no_payments_at_all" in tests["message"]
+    # dbt build: what descends from stg_payments waits for its tests, and does not run
+    for task_id in (
+        "fct_payments_by_method",
+        "int_orders_enriched",
+        "fct_revenue_daily",
+        "dim_customers",
+    ):
+        assert phases[task_id] == "UPSTREAM_FAILED", task_id
+    # the rest of the project goes on
+    for task_id in ("stg_orders", "stg_orders.test", "int_order_lines", "fct_product_sales"):
+        assert phases[task_id] == "SUCCEEDED", task_id
+    assert phases["customers_snapshot"] == "SUCCEEDED"

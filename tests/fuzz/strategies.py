@@ -329,6 +329,20 @@ SCRIPTS = {
         "import json, os\njson.dump({'rows': 1}, open(os.environ['KASCADE_OUTPUTS'], 'w'))\n"
     ),
 }
+PROPERTIES = (
+    "version: 2\nsources:\n  - name: raw\n    tables: [{name: t}]\n",
+    "version: 2\nmodels:\n  - name: m1\n    columns:\n      - name: one\n"
+    "        data_tests: [not_null, unique]\n",
+    "version: 2\nmodels:\n  - name: m1\n    data_tests:\n"
+    "      - accepted_values: {arguments: {column_name: one, values: [1]},\n"
+    "                          config: {severity: warn}}\n",
+    "version: 2\nmodels: 5\n",
+    "version: 2\nmodels:\n  - name: m1\n    data_tests: [{a: 1, b: 2}, 7, {x: 3}]\n",
+    "version: 2\nsources:\n  - name: raw\n    tables: 7\n",
+    "version: 2\nseeds:\n  - {name: s1, columns: [{name: id, data_tests: [{relationships: "
+    "{arguments: {to: \"ref('nope')\", field: id}}}]}]}\n",
+    "{",
+)
 CONNECTORS = (
     "source: {path: data/a.csv}\ndestination: {table: raw.a}\n",
     "source: {path: ../outside/secret.csv}\ndestination: {table: raw.a}\n",
@@ -353,6 +367,13 @@ def project_trees(draw: st.DrawFn) -> ProjectTree:
         parts = draw(st.lists(st.sampled_from(fragments), min_size=1, max_size=2))
         folder = draw(st.sampled_from(("models", "models/staging", "models/marts")))
         tree.files[f"{folder}/{name}.sql"] = "\n".join(parts)
+    if draw(st.booleans()):
+        tree.files["models/properties.yml"] = draw(
+            st.sampled_from(PROPERTIES[:3] if good else PROPERTIES)
+        )
+    if draw(st.booleans()):
+        tree.files["seeds/s1.csv"] = "id\n1\n"
+        tree.files["tests/no_negative.sql"] = "select * from {{ ref('s1') }} where id < 0"
     tree.files["data/a.csv"] = "id,x\n1,2\n"
     tree.files["connectors/files.yaml"] = draw(st.sampled_from(CONNECTORS[:1] * 3 + CONNECTORS))
     tree.files["connectors/outside.yaml"] = CONNECTORS[1]

@@ -393,7 +393,7 @@ def test_a_flow_task_starts_a_child_run_and_waits_for_it(
     assert child["metadata"]["ownerReferences"][0]["kind"] == "Task"
 
 
-def test_the_local_executor_runs_real_sql_for_a_cluster_run(
+def test_the_local_executor_runs_the_dbt_project_for_a_cluster_run(
     cluster: Cluster, namespace: str, tmp_path: Path
 ):
     process = OperatorProcess(cluster, namespace, tmp_path / "op", executor="local")
@@ -407,16 +407,20 @@ def test_the_local_executor_runs_real_sql_for_a_cluster_run(
         assert pushed.returncode == 0, pushed.stderr
         cluster.kubectl("apply", "-n", namespace, "-f", str(shop / "flow.yaml"))
         run = trigger(cluster, namespace, "shop-daily")
-        assert finish(cluster, namespace, run, timeout=120)["status"]["phase"] == "SUCCEEDED"
+        # dbt starts in each of the 31 tasks: a few seconds each, one writer at a time
+        assert finish(cluster, namespace, run, timeout=400)["status"]["phase"] == "SUCCEEDED"
     finally:
         process.stop()
     warehouse = tmp_path / "op" / "state" / "warehouse.duckdb"
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         assert connection.execute("select count(*) from main.fct_revenue_daily").fetchone() == (28,)
-    logs = kascade(
-        cluster, "logs", run, "load", "-n", namespace, "--state-dir", str(tmp_path / "op" / "state")
-    )
-    assert "raw.orders: 30 rows" in logs.stdout
+        snapshot = connection.execute("select count(*) from main.customers_snapshot").fetchone()
+        assert snapshot == (12,)
+    state = str(tmp_path / "op" / "state")
+    logs = kascade(cluster, "logs", run, "raw_orders", "-n", namespace, "--state-dir", state)
+    assert "OK loaded seed file main.raw_orders" in logs.stdout
+    tests = kascade(cluster, "logs", run, "stg_orders.test", "-n", namespace, "--state-dir", state)
+    assert "PASS=4" in tests.stdout
 
 
 def test_status_and_logs_commands(

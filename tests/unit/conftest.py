@@ -46,6 +46,12 @@ SHOP_FILES = {
     """,
     "models/marts/finance/reports/rpt_z.sql": "select * from {{ ref('fct_x') }}",
     "models/top_level.sql": "select 1 as one",
+    "models/staging/sources.yml": """
+        version: 2
+        sources:
+          - name: raw
+            tables: [{name: a}, {name: b}, {name: c}]
+    """,
     "scripts/load/__main__.py": "print('load')",
     "scripts/notify/__main__.py": "print('notify')",
 }

@@ -678,8 +678,11 @@ def test_links_out_dangling_links_and_special_files_are_problems_never_read(
     root = write_project(
         tmp_path / "p",
         {"models/a.sql": "select 1", "seeds/.keep": "", "scripts/load/.keep": ""},
+        dbt_project=False,
     )
     make(root, outside)
+    if not os.path.lexists(root / "dbt_project.yml"):
+        (root / "dbt_project.yml").write_text("name: p\n", encoding="utf-8")
     problems = project_problems(root)
     assert len(problems) == 1, problems
     assert said in problems[0]

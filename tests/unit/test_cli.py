@@ -33,16 +33,25 @@ def test_plan_json_prints_the_task_list():
     plan = json.loads(result.stdout)
     assert plan["flow"] == "shop-daily"
     tasks = {t["id"]: t for t in plan["tasks"]}
-    assert len(tasks) == 12
-    assert tasks["load"] == {
-        "id": "load",
-        "node": "load",
-        "type": "script",
-        "target": "load_raw",
+    types = [t["type"] for t in plan["tasks"]]
+    assert {kind: types.count(kind) for kind in set(types)} == {
+        "seed": 5,
+        "model": 11,
+        "test": 14,
+        "snapshot": 1,
+    }
+    assert tasks["raw_orders"] == {
+        "id": "raw_orders",
+        "node": "seeds",
+        "type": "seed",
+        "target": "raw_orders",
         "dependsOn": [],
     }
-    assert tasks["stg_orders"]["dependsOn"] == ["load"]
-    assert set(tasks["int_order_lines"]["dependsOn"]) == {"stg_order_items", "stg_products"}
+    assert tasks["stg_orders"]["dependsOn"] == ["raw_orders"]
+    assert tasks["stg_orders.test"]["dependsOn"] == ["stg_orders"]
+    # the ephemeral int_order_payments is no task: its children depend through it
+    assert "int_order_payments" not in tasks
+    assert set(tasks["int_orders_enriched"]["dependsOn"]) >= {"stg_payments", "stg_orders.test"}
     assert result.stderr == ""
 
 
@@ -60,7 +69,7 @@ def test_plan_table_and_diagram():
 def test_lint_accepts_the_example():
     result = kascade("lint", SHOP)
     assert result.returncode == 0, result.stderr
-    assert "flow `shop-daily` is valid: 12 tasks, 2 hooks" in result.stdout
+    assert "flow `shop-daily` is valid: 31 tasks, 2 hooks" in result.stdout
 
 
 def test_crds_prints_exactly_what_crds_holds():
@@ -162,6 +171,7 @@ def test_project_option_points_elsewhere(tmp_path: Path):
         tmp_path,
         {
             "proj/models/x.sql": "select 1",
+            "proj/dbt_project.yml": "name: proj\n",
             "flows/flow.yaml": flow_yaml([{"name": "a", "transformation": {}}]),
         },
     )

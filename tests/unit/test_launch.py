@@ -3,6 +3,7 @@ and the task contract's variables; a bad template names its field."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -117,3 +118,37 @@ def test_a_launch_that_cannot_start_names_its_field(settings, named):
     with pytest.raises(LaunchError) as caught:
         launch(TASK, settings, 1, RUN, launch_context(RUN, {"nul": "a\x00b"}, {}), None)
     assert str(caught.value).startswith(named), str(caught.value)
+
+
+def test_a_dbt_task_carries_its_selection_and_the_flows_vars_rendered():
+    spec = flow(
+        vars={"as_of": "{{ params.day }}", "limits": {"rows": 10, "names": ["{{ run.name }}"]}},
+        nodes=[{"name": "t", "transformation": {"include": ["stg_orders"]}}],
+    ).spec
+    task = PlannedTask(
+        id="stg_orders",
+        node="t",
+        type=TaskType.MODEL,
+        target="stg_orders",
+        select="path:models/stg_orders.sql",
+    )
+    settings = task_settings(spec, task)
+    assert settings["args"] == ["--select", "path:models/stg_orders.sql"]
+    context = launch_context(RUN, {"day": "2026-11-22"}, {})
+    started = launch(task, settings, 1, RUN, context)
+    assert started.args[:2] == ("--select", "path:models/stg_orders.sql")
+    assert started.args[2] == "--vars"
+    assert json.loads(started.args[3]) == {
+        "as_of": "2026-11-22",
+        "limits": {"rows": 10, "names": ["shop-1"]},
+    }
+
+
+def test_a_var_whose_template_fails_names_the_var():
+    spec = flow(
+        vars={"as_of": "{{ params.missing }}"},
+        nodes=[{"name": "t", "transformation": {}}],
+    ).spec
+    task = PlannedTask(id="m", node="t", type=TaskType.MODEL, target="m", select="path:m.sql")
+    with pytest.raises(LaunchError, match=r"task `m`: vars\.as_of: "):
+        launch(task, task_settings(spec, task), 1, RUN, launch_context(RUN, {}, {}))

@@ -12,15 +12,23 @@ from hypothesis import strategies as st
 from kascade.engine.errors import PlanError
 from kascade.engine.graph import Graph
 from kascade.engine.plan import build_plan
-from kascade.engine.project import Model, Project
+from kascade.engine.project import Project
+from kascade.engine.resources import Kind, Resource
 from tests.projects import flow
 
 
 def project_of(parents: dict[str, list[str]]) -> Project:
-    models = {
-        name: Model(name=name, path=f"models/{name}.sql", fqn=("p", name)) for name in parents
+    """A project of models only, whose refs are `parents` (by name)."""
+
+    def uid(name: str) -> str:
+        return f"model.p.{name}"
+
+    resources = {
+        uid(name): Resource(uid(name), Kind.MODEL, name, "p", f"models/{name}.sql", ("p", name))
+        for name in parents
     }
-    return Project(Path("."), "p", models, {}, frozenset(), Graph(parents))
+    graph = Graph({uid(name): [uid(up) for up in ups] for name, ups in parents.items()})
+    return Project(Path("."), "p", resources, {}, graph)
 
 
 @st.composite

@@ -24,10 +24,15 @@ def test_config_call_overrides_folder_materialization_and_adds_tags(shop: Projec
     assert shop.models["top_level"].materialized == "view"
 
 
-def test_graph_edges_follow_refs(shop: Project):
-    assert shop.graph.parents("int_ab") == ("stg_a", "stg_b")
-    assert shop.graph.parents("dim_y") == ("int_ab", "stg_b")
-    assert set(shop.graph.children("int_ab")) == {"fct_x", "dim_y"}
+def test_graph_edges_follow_refs_and_sources_by_unique_id(shop: Project):
+    assert shop.graph.parents("model.shop.int_ab") == ("model.shop.stg_a", "model.shop.stg_b")
+    assert shop.graph.parents("model.shop.dim_y") == ("model.shop.int_ab", "model.shop.stg_b")
+    assert set(shop.graph.children("model.shop.int_ab")) == {
+        "model.shop.fct_x",
+        "model.shop.dim_y",
+    }
+    assert shop.graph.parents("model.shop.stg_a") == ("source.shop.raw.a",)
+    assert shop.resources["source.shop.raw.a"].fqn == ("shop", "staging", "raw", "a")
 
 
 def test_scripts_are_found(shop: Project):
@@ -39,9 +44,10 @@ def test_scripts_are_found(shop: Project):
 
 
 def test_without_dbt_project_yml_the_folder_names_the_project(tmp_path: Path):
-    root = write_project(tmp_path / "plain", {"models/a.sql": "select 1"})
+    root = write_project(tmp_path / "plain", {"models/a.sql": "select 1"}, dbt_project=False)
     project = load_project(root)
     assert project.name == "plain"
+    assert project.problems[0].startswith("dbt_project.yml is missing")
     assert project.models["a"].fqn == ("plain", "a")
     assert project.models["a"].tags == ()
 
@@ -62,13 +68,13 @@ def test_problems_name_model_file_and_line(tmp_path: Path):
 
 
 def test_two_argument_ref_to_this_project_resolves(shop: Project):
-    assert "stg_b" in shop.graph.parents("dim_y")
+    assert "model.shop.stg_b" in shop.graph.parents("model.shop.dim_y")
 
 
 def test_duplicate_model_names_are_a_problem(tmp_path: Path):
     root = write_project(tmp_path, {"models/a/x.sql": "select 1", "models/b/x.sql": "select 2"})
     assert load_project(root).problems == (
-        "model name `x` is defined twice: models/a/x.sql and models/b/x.sql",
+        "model `x` is defined twice: models/a/x.sql and models/b/x.sql",
     )
 
 
@@ -89,7 +95,7 @@ def test_disabled_models_are_left_out_and_refs_to_them_are_named(tmp_path: Path)
     )
 
 
-def test_refs_to_seeds_are_relations_not_tasks(tmp_path: Path):
+def test_refs_to_seeds_are_edges_to_the_seed(tmp_path: Path):
     root = write_project(
         tmp_path,
         {
@@ -100,7 +106,9 @@ def test_refs_to_seeds_are_relations_not_tasks(tmp_path: Path):
     project = load_project(root)
     assert project.problems == ()
     assert project.seeds == frozenset({"countries"})
-    assert project.graph.parents("a") == ()
+    seed = next(r for r in project.resources.values() if r.kind == "seed")
+    assert (seed.name, seed.path) == ("countries", "seeds/countries.csv")
+    assert project.graph.parents(project.models["a"].unique_id) == (seed.unique_id,)
 
 
 def test_properties_files_set_configs_between_folders_and_config_calls(tmp_path: Path):
@@ -168,3 +176,13 @@ def test_a_model_can_have_its_own_entry_in_dbt_project_yml(tmp_path: Path):
         ("m", "heavy"),
     )
     assert (project.models["small"].materialized, project.models["small"].tags) == ("view", ("m",))
+
+
+def test_a_project_with_models_needs_the_dbt_project_yml_dbt_needs(tmp_path: Path):
+    root = write_project(tmp_path / "shop-2", {"models/a.sql": "select 1"}, dbt_project=False)
+    assert load_project(root).problems == (
+        "dbt_project.yml is missing: dbt needs it to run the project's models, seeds and "
+        "tests (`name: shop_2` is enough)",
+    )
+    scripts_only = write_project(tmp_path / "s", {"scripts/x/__main__.py": "print(1)"})
+    assert load_project(scripts_only).problems == ()

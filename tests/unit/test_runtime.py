@@ -1,4 +1,5 @@
-"""The task runtime against a real DuckDB file: models, connectors, scripts, outputs."""
+"""The task runtime against a real DuckDB file: connectors, scripts, outputs. (dbt resource
+tasks: test_runtime_dbt.py.)"""
 
 from __future__ import annotations
 
@@ -12,24 +13,12 @@ import duckdb
 import pytest
 
 from kascade.runtime.connectors import ConnectorError, run_connector
-from kascade.runtime.models import ModelError, build_model
 from kascade.runtime.outputs import OutputsError, encode_outputs
 from kascade.runtime.warehouse import WarehouseError, duckdb_path, open_warehouse
 from tests.projects import write_project
 
 PROJECT = {
-    "dbt_project.yml": "name: p\nmodels:\n  p:\n    marts:\n      +materialized: table\n",
-    "seeds/countries.csv": "code,name\nAT,Austria\n",
     "data/orders.csv": "id,amount\n1,10\n2,20\n3,30\n",
-    "models/staging/stg_orders.sql": (
-        "-- staging\nselect id, amount from {{ source('raw', 'orders') }};"
-    ),
-    "models/marts/fct_total.sql": "select sum(amount) as total from {{ ref('stg_orders') }}",
-    "models/marts/custom.sql": (
-        "{{ config(schema='finance') }} select * from {{ ref('fct_total') }}"
-    ),
-    "models/bad.sql": "selec 1",
-    "models/odd.sql": "{{ config(materialized='snapshot') }} select 1",
     "connectors/orders.yaml": "source: {path: data/orders.csv}\ndestination: {table: raw.orders}\n",
     "connectors/orders_append.yaml": "source: {path: data/orders.csv, format: csv}\n"
     "destination: {table: raw.orders}\nmode: append\n",
@@ -52,67 +41,11 @@ def query(url: str, sql: str) -> list[tuple]:
         return connection.execute(sql).fetchall()
 
 
-def test_models_build_views_and_tables_in_their_schemas(project, warehouse):
-    assert run_connector(str(project), "orders", warehouse) == {"table": "raw.orders", "rows": 3}
-    assert build_model(str(project), "stg_orders", warehouse) == {
-        "relation": "main.stg_orders",
-        "materialized": "view",
-    }
-    assert build_model(str(project), "fct_total", warehouse) == {
-        "relation": "main.fct_total",
-        "materialized": "table",
-        "rows": 1,
-    }
-    assert build_model(str(project), "custom", warehouse)["relation"] == "finance.custom"
-    assert query(warehouse, "select total from finance.custom") == [(60,)]
-    kinds = dict(query(warehouse, "select table_name, table_type from information_schema.tables"))
-    assert kinds["stg_orders"] == "VIEW"
-    assert kinds["fct_total"] == "BASE TABLE"
-
-
-def test_a_model_can_change_from_view_to_table_and_back(project, warehouse):
-    run_connector(str(project), "orders", warehouse)
-    build_model(str(project), "stg_orders", warehouse)
-    (project / "models/staging/stg_orders.sql").write_text(
-        "{{ config(materialized='table') }} select * from {{ source('raw', 'orders') }}"
-    )
-    assert build_model(str(project), "stg_orders", warehouse)["materialized"] == "table"
-    (project / "models/staging/stg_orders.sql").write_text("select 1 as id")
-    assert build_model(str(project), "stg_orders", warehouse)["materialized"] == "view"
-    assert query(warehouse, "select * from main.stg_orders") == [(1,)]
-
-
-def test_a_failing_model_leaves_the_previous_relation_alone(project, warehouse):
-    run_connector(str(project), "orders", warehouse)
-    build_model(str(project), "stg_orders", warehouse)
-    (project / "models/staging/stg_orders.sql").write_text("select * from nowhere")
-    with pytest.raises(
-        ModelError,
-        match=r"model `stg_orders` \(models/staging/stg_orders.sql\) "
-        r"failed: Catalog Error",
-    ):
-        build_model(str(project), "stg_orders", warehouse)
-    assert len(query(warehouse, "select * from main.stg_orders")) == 3
-
-
-@pytest.mark.parametrize(
-    ("model", "message"),
-    [
-        ("bad", "model `bad` (models/bad.sql) failed: Parser Error"),
-        ("odd", "model `odd`: unsupported materialized='snapshot'"),
-        ("missing", "model `missing` not found in project"),
-    ],
-)
-def test_model_errors_name_the_model(project, warehouse, model, message):
-    with pytest.raises(ModelError) as err:
-        build_model(str(project), model, warehouse)
-    assert message in str(err.value)
-
-
 def test_connectors_replace_or_append(project, warehouse):
     run_connector(str(project), "orders", warehouse)
     assert run_connector(str(project), "orders_append", warehouse)["rows"] == 6
     assert run_connector(str(project), "orders", warehouse)["rows"] == 3
+    assert query(warehouse, "select sum(amount) from raw.orders") == [(60,)]
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,18 @@ import pytest
 
 from kascade.engine.errors import SelectorError
 from kascade.engine.project import Project
-from kascade.engine.selectors import parse_criterion, select
+from kascade.engine.selectors import parse_criterion
+from kascade.engine.selectors import select as select_ids
+
+
+def select(project: Project, include, exclude=None) -> set[str]:
+    """The names of the models a selection picks (sources it reaches left out)."""
+    return {
+        project.resources[uid].name
+        for uid in select_ids(project, include, exclude)
+        if project.resources[uid].kind == "model"
+    }
+
 
 ALL = {"stg_a", "stg_b", "stg_c", "int_ab", "fct_x", "dim_y", "rpt_z", "top_level"}
 

@@ -77,7 +77,7 @@ def quantity(value: Any) -> int | str:
     if not _QUANTITY.fullmatch(value):
         shown = value if len(value) <= 40 else value[:30] + "..."
         raise ValueError(f"{shown!r} is not a quantity: write e.g. 500m, 0.5, 2, 1Gi or 512Mi")
-    return value
+    return str(value)
 
 
 Quantity = Annotated[

@@ -54,6 +54,9 @@ class TaskType(StrEnum):
     """What a Task executes."""
 
     MODEL = "model"
+    SEED = "seed"
+    SNAPSHOT = "snapshot"
+    TEST = "test"
     CONNECTOR = "connector"
     SCRIPT = "script"
     FLOW = "flow"

@@ -198,6 +198,16 @@ class Parameter(ApiModel):
         return value
 
 
+def _values_without_nul(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A mapping whose values (nested too) hold no NUL byte; the error names the key."""
+    for name, item in (value or {}).items():
+        try:
+            _reject_nul(item)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from err
+    return value
+
+
 def _reject_nul(value: Any) -> None:
     """ValueError when a string anywhere in `value` holds a NUL byte. Each list or mapping
     is read once, so YAML aliases that repeat one list many times cost nothing extra."""
@@ -262,18 +272,25 @@ class TaskSettings(ApiModel):
 
 
 class Transformation(ApiModel):
-    """SQL models chosen with dbt's selector language: one task per selected model."""
+    """dbt resources chosen with dbt's selector language: one task per selected model, seed
+    and snapshot, run by dbt, and their tests after them."""
 
     include: list[Selector] | None = Field(
         default=None,
         max_length=MAX_SELECTORS,
-        description="Selectors (union), e.g. tag:staging, +fct_orders, path:models/marts. "
-        "Unset selects every model of the project.",
+        description="Selectors (union), e.g. tag:staging, +fct_orders, path:models/marts, "
+        "resource_type:seed. Unset selects every resource of the project.",
     )
     exclude: list[Selector] | None = Field(
         default=None,
         max_length=MAX_SELECTORS,
-        description="Selectors of models to leave out.",
+        description="Selectors of resources to leave out (a test left out here does not run).",
+    )
+    tests: StrictBool = Field(
+        default=True,
+        description="Run the tests of the selected resources (dbt build semantics: one test "
+        "task per resource after it, a test on several resources after all of them, and an "
+        "error-severity failure stops the resource's descendants). false runs none.",
     )
     allow_empty: StrictBool = Field(
         default=False,
@@ -316,12 +333,11 @@ class ChildFlow(ApiModel):
     @field_validator("parameters")
     @classmethod
     def _parameters_without_nul(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        for name, parameter in (value or {}).items():
-            try:
-                _reject_nul(parameter)
-            except ValueError as err:
-                raise ValueError(f"{name}: {err}") from err
-        return value
+        return _values_without_nul(value)
+
+
+MAX_VARS = 200
+"""dbt vars a Flow may set."""
 
 
 class Node(TaskSettings):
@@ -453,6 +469,12 @@ class FlowSpec(ApiModel):
     defaults: TaskSettings | None = Field(
         default=None, description="Settings every task inherits; a node may override them."
     )
+    vars: dict[str, Any] | None = Field(
+        default=None,
+        max_length=MAX_VARS,
+        description="dbt vars for every dbt task (`--vars`), over those of dbt_project.yml; "
+        "string values may use templates, e.g. {as_of: '{{ params.as_of }}'}.",
+    )
     max_parallel_tasks: StrictInt = Field(
         default=8,
         ge=1,
@@ -494,6 +516,11 @@ class FlowSpec(ApiModel):
         json_schema_extra=unique_by_name(),
     )
     hooks: Hooks | None = Field(default=None, description="Lifecycle hooks.")
+
+    @field_validator("vars")
+    @classmethod
+    def _vars_without_nul(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _values_without_nul(value)
 
     @model_validator(mode="after")
     def _names_unique(self) -> FlowSpec:

@@ -32,8 +32,12 @@ class TaskSpec(TaskSettings):
     run_ref: RunRef = Field(description="The Run this task belongs to.")
     id: str = Field(min_length=1, max_length=253, description="Task id, unique in the run.")
     node: str = Field(min_length=1, description="The Flow node (or hook) that produced the task.")
-    type: TaskType = Field(description="model, connector, script or flow.")
-    target: str = Field(min_length=1, description="Model, connector, script or Flow name.")
+    type: TaskType = Field(description="model, seed, snapshot, test, connector, script or flow.")
+    target: str = Field(
+        min_length=1,
+        description="The resource (for a test task, the resource tested, or the test), "
+        "connector, script or Flow name.",
+    )
     depends_on: list[str] | None = Field(
         default=None, description="Ids of the tasks that must finish first."
     )
@@ -43,9 +47,16 @@ class TaskSpec(TaskSettings):
     hook: str | None = Field(
         default=None, description="onSuccess, onFailure or onFinish when the task is a hook."
     )
-    path: str | None = Field(default=None, description="Model file in the project.")
+    path: str | None = Field(
+        default=None, description="The file of the resource (or of its tests) in the project."
+    )
     args: list[str] | None = Field(
-        default=None, description="Script arguments; templates are rendered at start."
+        default=None,
+        description="Script arguments (templates are rendered at start); for a dbt task, "
+        "the dbt selection of its resources.",
+    )
+    vars: dict[str, Any] | None = Field(
+        default=None, description="dbt task: the Flow's dbt vars; templates are rendered at start."
     )
     parameters: dict[str, Any] | None = Field(
         default=None, description="Child run parameters of a flow task."

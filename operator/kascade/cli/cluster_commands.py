@@ -428,7 +428,9 @@ def task() -> None:
 
 
 @task.command("exec", context_settings={"ignore_unknown_options": True})
-@click.argument("kind", type=click.Choice(["model", "script", "connector"]))
+@click.argument(
+    "kind", type=click.Choice(["model", "seed", "snapshot", "test", "script", "connector"])
+)
 @click.argument("name")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def task_exec(kind: str, name: str, args: tuple[str, ...]) -> None:

@@ -32,7 +32,6 @@ _SKIPPED_DIRS = frozenset(
     {
         "__pycache__",
         "target",
-        "dbt_packages",
         "logs",
         "node_modules",
         ".git",

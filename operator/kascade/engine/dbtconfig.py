@@ -26,6 +26,10 @@ from kascade.engine.manifests import alias_problem, yaml_value_error
 
 DEFAULT_MODEL_PATHS = ("models",)
 DEFAULT_SEED_PATHS = ("seeds",)
+DEFAULT_SNAPSHOT_PATHS = ("snapshots",)
+DEFAULT_TEST_PATHS = ("tests",)
+CONFIG_SECTIONS = ("models", "seeds", "snapshots", "data_tests", "sources")
+"""The sections of dbt_project.yml that configure resources by folder."""
 DEFAULT_CONFIG: Mapping[str, Any] = {"materialized": "view", "enabled": True, "tags": []}
 _SEPARATORS = re.compile(r"[\\/]")
 
@@ -68,7 +72,15 @@ class ProjectSettings:
     name: str
     model_paths: tuple[str, ...] = DEFAULT_MODEL_PATHS
     seed_paths: tuple[str, ...] = DEFAULT_SEED_PATHS
-    models_config: Mapping[str, Any] = field(default_factory=dict)
+    snapshot_paths: tuple[str, ...] = DEFAULT_SNAPSHOT_PATHS
+    test_paths: tuple[str, ...] = DEFAULT_TEST_PATHS
+    configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Folder configs by section (CONFIG_SECTIONS): `models`, `seeds`, ..."""
+
+    @property
+    def models_config(self) -> Mapping[str, Any]:
+        """The `models:` folder configs."""
+        return self.configs.get("models", {})
 
 
 def read_settings(root: Path, problems: list[str]) -> ProjectSettings:
@@ -89,10 +101,16 @@ def read_settings(root: Path, problems: list[str]) -> ProjectSettings:
         problems.append("dbt_project.yml: expected a mapping at the top level")
         return fallback
     name = document.get("name", fallback.name)
-    models = document.get("models") or {}
-    if not isinstance(models, dict):
-        problems.append("dbt_project.yml: `models` must be a mapping of folders to configs")
-        models = {}
+    configs: dict[str, Mapping[str, Any]] = {}
+    for section in CONFIG_SECTIONS:
+        keys = (section, "tests") if section == "data_tests" else (section,)
+        value: Any = next((document[k] for k in keys if document.get(k) is not None), {})
+        if not isinstance(value, dict):
+            problems.append(
+                f"dbt_project.yml: `{keys[-1]}` must be a mapping of folders to configs"
+            )
+            value = {}
+        configs[section] = value
     return ProjectSettings(
         name=str(name),
         model_paths=_paths(
@@ -101,7 +119,11 @@ def read_settings(root: Path, problems: list[str]) -> ProjectSettings:
         seed_paths=_paths(
             document, ("seed-paths", "data-paths"), DEFAULT_SEED_PATHS, inside, problems
         ),
-        models_config=models,
+        snapshot_paths=_paths(
+            document, ("snapshot-paths",), DEFAULT_SNAPSHOT_PATHS, inside, problems
+        ),
+        test_paths=_paths(document, ("test-paths",), DEFAULT_TEST_PATHS, inside, problems),
+        configs=configs,
     )
 
 
@@ -207,22 +229,3 @@ def as_list(value: Any) -> list[Any]:
     if isinstance(value, list | tuple):
         return list(value)
     return [value]
-
-
-def read_properties(
-    files: Sequence[tuple[str, str]], problems: list[str]
-) -> dict[str, dict[str, Any]]:
-    """Model configs from properties files (models/**/*.yml: `models: [{name, config}]`),
-    given as (path to read, path to show) in the order they apply."""
-    configs: dict[str, dict[str, Any]] = {}
-    for absolute, shown in files:
-        document = load_yaml(Path(absolute), problems, shown)
-        entries = document.get("models") if isinstance(document, dict) else None
-        if not isinstance(entries, list):
-            continue
-        for entry in entries:
-            if isinstance(entry, dict) and "name" in entry:
-                config = entry.get("config")
-                if isinstance(config, dict):
-                    configs[str(entry["name"])] = config
-    return configs

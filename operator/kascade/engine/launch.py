@@ -1,10 +1,12 @@
 """The launch of an attempt: what a task carries from its Flow (merged settings, script
-args, child-flow parameters), and what one attempt of it starts with (templates rendered
-with the run, its parameters and the outputs of finished tasks; env merged; the task
-contract's variables). The same for a Job, a local process and a child run."""
+args, a dbt task's selection and vars, child-flow parameters), and what one attempt of it
+starts with (templates rendered with the run, its parameters and the outputs of finished
+tasks; env merged; the task contract's variables). The same for a Job, a local process
+and a child run."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,6 +94,10 @@ def task_settings(spec: FlowSpec, task: PlannedTask) -> dict[str, Any]:
         settings.pop(planned, None)
     if node.script is not None:
         settings["args"] = list(node.script.args or [])
+    if task.select is not None:  # a dbt task: the selection of exactly its resources
+        settings["args"] = ["--select", task.select]
+        if spec.vars:
+            settings["vars"] = dict(spec.vars)
     if node.flow is not None:
         settings["parameters"] = dict(node.flow.parameters or {})
         settings["wait"] = node.flow.wait
@@ -141,6 +147,9 @@ def launch(
         for index, text in enumerate(settings.get("args") or [])
     )
     env = tuple(_env_var(var, context, where) for var in settings.get("env") or [])
+    if settings.get("vars"):
+        rendered_vars = _rendered_value(settings["vars"], context, f"{where}: vars")
+        args += ("--vars", json.dumps(rendered_vars, sort_keys=True))
     child_parameters = {
         name: _rendered(value, context, f"{where}: parameters.{name}")
         if isinstance(value, str)
@@ -179,6 +188,17 @@ def _env_var(var: Mapping[str, Any], context: Mapping[str, Any], where: str) -> 
     if "value" in var and var["value"] is not None:
         rendered["value"] = _rendered(str(var["value"]), context, f"{where}: env `{name}`")
     return rendered
+
+
+def _rendered_value(value: Any, context: Mapping[str, Any], where: str) -> Any:
+    """A JSON value with every string in it rendered as a template."""
+    if isinstance(value, str):
+        return _rendered(value, context, where)
+    if isinstance(value, dict):
+        return {k: _rendered_value(v, context, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rendered_value(v, context, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
 
 
 def _rendered(text: str, context: Mapping[str, Any], where: str) -> str:

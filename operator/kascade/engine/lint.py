@@ -125,11 +125,24 @@ def template_fields(spec: FlowSpec) -> Iterator[tuple[str, str]]:
     task starts (parameter defaults are rendered earlier, with `run` only)."""
     if spec.defaults is not None:
         yield from _env_fields("spec.defaults", spec.defaults.env)
+    yield from _value_fields("spec.vars", spec.vars or {})
     for index, node in enumerate(spec.nodes):
         yield from _node_fields(f"spec.nodes[{index}] ({node.name})", node)
     for event, hooks in (spec.hooks.by_event() if spec.hooks else {}).items():
         for index, hook in enumerate(hooks):
             yield from _node_fields(f"spec.hooks.{event}[{index}] ({hook.name})", hook)
+
+
+def _value_fields(where: str, value: Any) -> Iterator[tuple[str, str]]:
+    """(path, text) of every string inside a JSON value (dbt vars)."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _value_fields(f"{where}.{key}", item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _value_fields(f"{where}[{index}]", item)
 
 
 def _node_fields(where: str, node: Node | HookNode) -> Iterator[tuple[str, str]]:

@@ -8,10 +8,16 @@ from functools import cached_property
 from typing import Any
 
 from kascade.api import Flow, FlowSpec, HookNode, Node, TaskSettings, TaskType, TriggerRule
-from kascade.engine.errors import PlanError, SelectorError
+from kascade.engine.errors import PlanError
 from kascade.engine.graph import Graph, format_cycle
 from kascade.engine.project import SCRIPT_ENTRY, SCRIPTS_DIR, Project
-from kascade.engine.selectors import parse_selection, select
+from kascade.engine.resources import Kind
+from kascade.engine.resourcetasks import (
+    Selections,
+    TestGroup,
+    resource_dependencies,
+    select_nodes,
+)
 
 DEFAULT_RETRIES = 0
 DEFAULT_RETRY_DELAY_SECONDS = 30
@@ -33,6 +39,8 @@ class PlannedTask:
     timeout_seconds: int | None = None
     hook: str | None = None
     path: str | None = None
+    select: str | None = None
+    """For a dbt task, the dbt selection that picks exactly its resources."""
 
     def to_json(self) -> dict[str, Any]:
         """The task as `kascade plan -o json` prints it."""
@@ -107,14 +115,21 @@ def build_plan(flow: Flow, project: Project) -> Plan:
     """Expand a Flow over its project; PlanError lists every problem that prevents a plan."""
     work = _Expansion(project=project, problems=list(project.problems))
     model_cycles = project.graph.cycles()
-    work.problems += [f"cycle in model refs: {format_cycle(c)}" for c in model_cycles]
+    work.problems += [
+        f"cycle in model refs: {format_cycle([_short(uid) for uid in c])}" for c in model_cycles
+    ]
     nodes = flow.spec.nodes
     node_problems = _check_node_dependencies(nodes)
     work.problems += node_problems
-    selections = _select_models(work, nodes)
-    _check_overlaps(work, nodes, selections)
+    selections = select_nodes(project, nodes, work.problems)
     for node in nodes:
-        _expand_node(work, flow, node, selections.get(node.name, []))
+        _expand_node(
+            work,
+            flow,
+            node,
+            selections.resources.get(node.name, []),
+            selections.tests.get(node.name, []),
+        )
     hooks: list[PlannedTask] = []
     for event, hook_nodes in (flow.spec.hooks.by_event() if flow.spec.hooks else {}).items():
         for hook in hook_nodes:
@@ -162,62 +177,9 @@ def _check_node_dependencies(nodes: Sequence[Node]) -> list[str]:
     return problems
 
 
-def _select_models(work: _Expansion, nodes: Sequence[Node]) -> dict[str, list[str]]:
-    selections: dict[str, list[str]] = {}
-    for node in nodes:
-        if node.transformation is None:
-            continue
-        include, exclude = node.transformation.include, node.transformation.exclude
-        broken = False
-        for label, entries in (("include", include or []), ("exclude", exclude or [])):
-            for index, entry in enumerate(entries):
-                try:
-                    parse_selection([entry])
-                except SelectorError as err:
-                    work.problems.append(f"node `{node.name}`: {label}[{index}]: {err}")
-                    broken = True
-        if broken:
-            continue
-        chosen = select(work.project, include, exclude)
-        if not chosen and not node.transformation.allow_empty:
-            work.problems.append(
-                f"node `{node.name}` selects no models "
-                f"(include: {_show(include) if include is not None else 'all'}"
-                f"{'; exclude: ' + _show(exclude) if exclude else ''}); "
-                "set transformation.allowEmpty: true if that is intended"
-            )
-        selections[node.name] = sorted(chosen, key=lambda name: work.project.models[name].path)
-    return selections
-
-
-def _show(entries: Sequence[str] | None) -> str:
-    return ", ".join(entries or [])
-
-
-def _check_overlaps(
-    work: _Expansion, nodes: Sequence[Node], selections: dict[str, list[str]]
-) -> None:
-    """Report models selected by two nodes, and keep each only in the first node."""
-    chosen_by: dict[str, str] = {}
-    shared: dict[tuple[str, str], list[str]] = {}
-    for node in nodes:
-        own: list[str] = []
-        for model in selections.get(node.name, []):
-            if model in chosen_by:
-                shared.setdefault((chosen_by[model], node.name), []).append(model)
-            else:
-                chosen_by[model] = node.name
-                own.append(model)
-        if node.name in selections:
-            selections[node.name] = own
-    for (first, second), models in shared.items():
-        listed = ", ".join(f"`{m}`" for m in models[:_LISTED])
-        more = f" and {len(models) - _LISTED} more" if len(models) > _LISTED else ""
-        noun = "model" if len(models) == 1 else "models"
-        work.problems.append(
-            f"{noun} {listed}{more} selected by two nodes: `{first}` and `{second}`; "
-            "a model may belong to one node only"
-        )
+def _short(uid: str) -> str:
+    """The name part of a unique id: model.shop.stg_orders -> stg_orders."""
+    return uid.split(".", 2)[-1]
 
 
 def _settings(flow: Flow, node: TaskSettings) -> dict[str, Any]:
@@ -237,15 +199,46 @@ def _settings(flow: Flow, node: TaskSettings) -> dict[str, Any]:
     }
 
 
-def _expand_node(work: _Expansion, flow: Flow, node: Node, models: list[str]) -> None:
+_TASK_TYPES = {
+    Kind.MODEL: TaskType.MODEL,
+    Kind.SEED: TaskType.SEED,
+    Kind.SNAPSHOT: TaskType.SNAPSHOT,
+}
+
+
+def _expand_node(
+    work: _Expansion, flow: Flow, node: Node, uids: list[str], tests: list[TestGroup]
+) -> None:
     common = {"node": node.name, "trigger": node.trigger, **_settings(flow, node)}
     work.node_tasks.setdefault(node.name, [])
+    resources = work.project.resources
     if node.transformation is not None:
-        for name in models:
-            path = work.project.models[name].path
+        for uid in uids:
+            resource = resources[uid]
+            selection = resource.name if resource.kind == Kind.SNAPSHOT else f"path:{resource.path}"
             work.add(
                 node.name,
-                PlannedTask(id=name, type=TaskType.MODEL, target=name, path=path, **common),
+                PlannedTask(
+                    id=resource.name,
+                    type=_TASK_TYPES[resource.kind],
+                    target=resource.name,
+                    path=resource.path,
+                    select=selection,
+                    **common,
+                ),
+            )
+        for group in tests:
+            names = sorted(resources[uid].name for uid in group.tests)
+            work.add(
+                node.name,
+                PlannedTask(
+                    id=group.id,
+                    type=TaskType.TEST,
+                    target=group.target,
+                    path=resources[group.tests[0]].path,
+                    select=" ".join(names),
+                    **common,
+                ),
             )
     elif node.connection is not None:
         for connector in node.connection.connectors:
@@ -291,21 +284,20 @@ def _check_script(work: _Expansion, node: str, script: str) -> None:
         )
 
 
-def _order(
-    work: _Expansion, nodes: Sequence[Node], selections: Mapping[str, list[str]]
-) -> list[PlannedTask]:
-    """Attach dependencies (model refs, transitive through unselected models, and node
-    dependsOn) and return the tasks in a topological order."""
-    selected = {model for models in selections.values() for model in models}
-    model_parents = _nearest_selected_parents(work.project.graph, selected)
+def _order(work: _Expansion, nodes: Sequence[Node], selections: Selections) -> list[PlannedTask]:
+    """Attach dependencies (the project graph, transitive through unselected resources;
+    tests after what they test and before its descendants; node dependsOn) and return the
+    tasks in a topological order."""
+    resource_deps = resource_dependencies(work.project, selections)
     node_upstream = _node_upstream_tasks(nodes, work.node_tasks)
     parents: dict[str, list[str]] = {}
     tasks: dict[str, PlannedTask] = {}
     for node in nodes:
         for task in work.node_tasks.get(node.name, []):
-            # model_parents is keyed by selected model names, which no other task id repeats
-            deps = [*model_parents.get(task.id, ()), *node_upstream[node.name]]
-            parents[task.id] = deps
+            # resource_deps is keyed by resource and test task ids, which the plan checked
+            # no other task repeats
+            deps = [*resource_deps.get(task.id, ()), *node_upstream[node.name]]
+            parents[task.id] = list(dict.fromkeys(deps))
             tasks[task.id] = task
     graph = Graph(parents)
     cycles = graph.cycles()
@@ -315,39 +307,12 @@ def _order(
     order = graph.topological_order()
     position = {task_id: index for index, task_id in enumerate(order)}
     return [
-        _with_dependencies(tasks[task_id], sorted(graph.parents(task_id), key=position.__getitem__))
+        replace(
+            tasks[task_id],
+            depends_on=tuple(sorted(graph.parents(task_id), key=position.__getitem__)),
+        )
         for task_id in order
     ]
-
-
-def _with_dependencies(task: PlannedTask, depends_on: list[str]) -> PlannedTask:
-    return replace(task, depends_on=tuple(depends_on))
-
-
-def _nearest_selected_parents(graph: Graph, selected: set[str]) -> dict[str, tuple[str, ...]]:
-    """For each selected model, the selected models it depends on, looking through
-    unselected models: if c refs b refs a and only a and c are selected, c depends on a."""
-    through: dict[str, frozenset[str]] = {}
-    for model in graph.topological_order():
-        if model in selected:
-            continue
-        reach: set[str] = set()
-        for parent in graph.parents(model):
-            if parent in selected:
-                reach.add(parent)
-            else:
-                reach |= through[parent]
-        through[model] = frozenset(reach)
-    result: dict[str, tuple[str, ...]] = {}
-    for model in selected:
-        deps: dict[str, None] = {}
-        for parent in graph.parents(model):
-            if parent in selected:
-                deps[parent] = None
-            else:
-                deps.update(dict.fromkeys(sorted(through[parent])))
-        result[model] = tuple(deps)
-    return result
 
 
 def _node_upstream_tasks(

@@ -1,61 +1,56 @@
-"""A model project on disk: SQL models (with their refs and configs), scripts and seeds.
+"""A dbt project on disk as kascade plans it: its models, seeds, snapshots, tests and
+sources (dbt's resources, by unique id, with merged configs), the graph of what depends on
+what, its scripts, and the problems found reading it.
 
-The project is read without leaving it: a link out of the project (or to nothing) and a
-file that is not a regular file (a FIFO, a device) are problems naming the path, never
-followed or read. Links inside the project are followed, each real folder read once.
+Files are found by engine.projectfiles, which never leaves the project. Problems are
+collected, not raised: a plan lists them all.
 """
 
 from __future__ import annotations
 
 import os
-import stat
-from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from kascade.engine.dbtconfig import (
-    DEFAULT_CONFIG,
-    ProjectRoot,
+    ProjectSettings,
     as_list,
     folder_levels,
     merge_config,
-    read_properties,
     read_settings,
 )
 from kascade.engine.graph import Graph
+from kascade.engine.projectfiles import SCRIPT_ENTRY, SCRIPTS_DIR, ProjectFile, Walker
+from kascade.engine.properties import DeclaredTest, Properties, PropertiesFile, read_properties
+from kascade.engine.resources import REFABLE, Kind, Resource, TestSpec, tags_of, unique_id
 from kascade.engine.sqlscan import Ref, Source, scan_sql
+from kascade.engine.testnames import CONFIG_ARGUMENTS, generic_test_name
 
-SCRIPTS_DIR = "scripts"
-SCRIPT_ENTRY = "__main__.py"
-_MODEL_FILES = (".sql", ".yml", ".yaml")
+__all__ = ["SCRIPTS_DIR", "SCRIPT_ENTRY", "Project", "Resource", "load_project"]
+
 _PROPERTIES_FILES = (".yml", ".yaml")
-
-
-@dataclass(frozen=True)
-class Model:
-    """One SQL model: its name, file, fully qualified name, dependencies and merged config."""
-
-    name: str
-    path: str
-    fqn: tuple[str, ...]
-    refs: tuple[Ref, ...] = ()
-    sources: tuple[Source, ...] = ()
-    config: Mapping[str, Any] = field(default_factory=dict)
-    tags: tuple[str, ...] = ()
-    """Tags from dbt_project.yml folders, properties files and config(), first seen first."""
-
-    @property
-    def materialized(self) -> str:
-        """view (the default) or table."""
-        return str(self.config.get("materialized", "view"))
-
-    @property
-    def schema(self) -> str | None:
-        """The schema the model is built in, when config() or dbt_project.yml names one."""
-        value = self.config.get("schema")
-        return None if value is None else str(value)
+_DEFAULTS: Mapping[Kind, Mapping[str, Any]] = {
+    Kind.MODEL: {"materialized": "view", "enabled": True, "tags": []},
+    Kind.SEED: {"materialized": "seed", "enabled": True, "tags": []},
+    Kind.SNAPSHOT: {"materialized": "snapshot", "enabled": True, "tags": []},
+    Kind.TEST: {"materialized": "test", "enabled": True, "severity": "ERROR", "tags": []},
+    Kind.SOURCE: {"enabled": True, "tags": []},
+}
+_SECTION = {
+    Kind.MODEL: "models",
+    Kind.SEED: "seeds",
+    Kind.SNAPSHOT: "snapshots",
+    Kind.TEST: "data_tests",
+    Kind.SOURCE: "sources",
+}
+_SNAPSHOT_BLOCK = re.compile(
+    r"\{%-?\s*snapshot\s+([A-Za-z_]\w*)\s*-?%\}(.*?)\{%-?\s*endsnapshot\s*-?%\}", re.DOTALL
+)
+_GENERIC_TEST_BLOCK = re.compile(r"\{%-?\s*test\s+[A-Za-z_]\w*\s*\(")
 
 
 @dataclass(frozen=True)
@@ -64,11 +59,27 @@ class Project:
 
     root: Path
     name: str
-    models: Mapping[str, Model]
+    resources: Mapping[str, Resource]
+    """Every resource by unique id, models first, each kind in file order."""
     scripts: Mapping[str, str]
-    seeds: frozenset[str]
     graph: Graph
+    """Unique ids and the unique ids each depends on (tests and sources included)."""
     problems: tuple[str, ...] = ()
+
+    @cached_property
+    def models(self) -> Mapping[str, Resource]:
+        """The models by name."""
+        return {r.name: r for r in self.resources.values() if r.kind == Kind.MODEL}
+
+    @cached_property
+    def refable(self) -> Mapping[str, Resource]:
+        """Models, seeds and snapshots by name (what ref() names)."""
+        return {r.name: r for r in self.resources.values() if r.kind in REFABLE}
+
+    @cached_property
+    def seeds(self) -> frozenset[str]:
+        """The names of the seeds."""
+        return frozenset(r.name for r in self.resources.values() if r.kind == Kind.SEED)
 
 
 def load_project(root: Path | str) -> Project:
@@ -77,280 +88,309 @@ def load_project(root: Path | str) -> Project:
     problems: list[str] = []
     if not root.is_dir():
         problems.append(f"project directory {root} does not exist")
-        return Project(root, root.name, {}, {}, frozenset(), Graph({}), tuple(problems))
+        return Project(root, root.name, {}, {}, Graph({}), tuple(problems))
     settings = read_settings(root, problems)
-    walker = _Walker(root, problems)
-    configs = _FolderConfigs(settings.name, settings.models_config)
-    model_files = [walker.files(path, _MODEL_FILES) for path in settings.model_paths]
-    properties = read_properties(
-        [
-            (file.absolute, file.path)
-            for files in model_files
-            for file in sorted(files, key=lambda f: f.path.split("/"))
-            if file.path.endswith(_PROPERTIES_FILES)
-        ],
-        problems,
+    walker = Walker(root, problems)
+    reader = _Reader(settings, walker, problems)
+    resources = reader.read()
+    if resources and not os.path.lexists(root / "dbt_project.yml"):
+        problems.append(
+            "dbt_project.yml is missing: dbt needs it to run the project's models, seeds "
+            f"and tests (`name: {_project_name(root)}` is enough)"
+        )
+    graph = Graph(
+        {uid: _resolve(resource, reader, problems) for uid, resource in resources.items()}
     )
-    sql_files = [file for files in model_files for file in files if file.path.endswith(".sql")]
-    sql_files.sort(key=lambda f: f.path.split("/"))
-    models: dict[str, Model] = {}
-    disabled: dict[str, str] = {}
-    for file in sql_files:
-        model = _load_model(file, configs, properties, problems)
-        if model is None:
-            continue
-        if not model.config.get("enabled", True):
-            disabled[model.name] = model.path
-        elif model.name in models:
-            problems.append(
-                f"model name `{model.name}` is defined twice: "
-                f"{models[model.name].path} and {model.path}"
-            )
-        else:
-            models[model.name] = model
-    seeds = {
-        file.name[: -len(".csv")]
-        for seed_path in settings.seed_paths
-        for file in walker.files(seed_path, (".csv",))
-    }
-    parents = {
-        name: _resolve_refs(model, settings.name, models, disabled, seeds, problems)
-        for name, model in models.items()
-    }
     return Project(
         root=root,
         name=settings.name,
-        models=models,
+        resources=resources,
         scripts=walker.scripts(),
-        seeds=frozenset(seeds),
-        graph=Graph(parents),
+        graph=graph,
         problems=tuple(problems),
     )
 
 
-@dataclass(frozen=True)
-class _File:
-    """A file found under a folder of the project."""
+class _Reader:
+    """Reads every resource of one project (one instance per load)."""
 
-    absolute: str
-    path: str
-    """Relative to the project, with `/`: models/marts/fct_orders.sql."""
-    folders: tuple[str, ...]
-    """The folders between the model path and the file: ("marts",)."""
-    name: str
-    """The name without its suffix, for a .sql file: fct_orders."""
-
-
-class _Walker:
-    """Regular files under folders of the project, read without leaving it.
-
-    Uses os.scandir, whose entries know without a system call whether they are links,
-    folders or files: this runs for every model of a big project. Plain folders are read
-    first; folders reached through links inside the project come after, each real folder
-    once (so a link loop ends, and two links to one folder are a problem).
-    """
-
-    def __init__(self, root: Path, problems: list[str]) -> None:
-        self.root = str(root)
-        self.inside = ProjectRoot(root)
+    def __init__(self, settings: ProjectSettings, walker: Walker, problems: list[str]) -> None:
+        self.settings = settings
+        self.package = settings.name
+        self.walker = walker
         self.problems = problems
+        self.enabled: dict[str, Resource] = {}
+        self.disabled: dict[str, Resource] = {}
+        self.by_name: dict[str, Resource] = {}
+        self.properties = Properties()
 
-    def files(self, folder: str, suffixes: tuple[str, ...]) -> list[_File]:
-        """Every regular file under `folder` whose name ends with one of `suffixes`."""
-        base = os.path.join(self.root, folder)
-        top = self._real_folder(base, folder)
-        if top is None:
-            return []
-        found: list[_File] = []
-        visited = {top}
-        pending: list[tuple[str, str, tuple[str, ...]]] = [(base, top, ())]
-        links: deque[tuple[str, str, tuple[str, ...]]] = deque()
-        while pending or links:
-            if not pending:
-                path, target, folders = links.popleft()
-                if target in visited:
-                    self.problems.append(
-                        f"{'/'.join((folder, *folders))}: a link to {target}, a folder read "
-                        "already; not read again"
-                    )
-                else:
-                    visited.add(target)
-                    pending.append((path, target, folders))
-                continue
-            directory, real, folders = pending.pop()
-            for entry in self._entries(directory, "/".join((folder, *folders))):
-                shown = "/".join((folder, *folders, entry.name))
-                wanted = entry.name.endswith(suffixes)
-                if entry.is_symlink():
-                    mode = self._link_mode(entry.path, shown, wanted)
-                    if mode is not None and stat.S_ISDIR(mode):
-                        target = os.path.realpath(entry.path)
-                        links.append((entry.path, target, (*folders, entry.name)))
-                        continue
-                    regular = mode is not None and stat.S_ISREG(mode)
-                    if mode is None:
-                        continue
-                elif entry.is_dir(follow_symlinks=False):
-                    below = os.path.join(real, entry.name)
-                    if below not in visited:
-                        visited.add(below)
-                        pending.append((entry.path, below, (*folders, entry.name)))
-                    continue
-                else:
-                    regular = entry.is_file(follow_symlinks=False)
-                if not wanted:
-                    continue
-                if not regular:
-                    self.problems.append(f"{shown}: not a regular file; not read")
-                    continue
-                stem = entry.name[: -len(".sql")] if entry.name.endswith(".sql") else entry.name
-                found.append(_File(entry.path, shown, folders, stem))
-        return found
+    def read(self) -> dict[str, Resource]:
+        model_files = self._files(self.settings.model_paths, (".sql", *_PROPERTIES_FILES))
+        seed_files = self._files(self.settings.seed_paths, (".csv", *_PROPERTIES_FILES))
+        snapshot_files = self._files(self.settings.snapshot_paths, (".sql", *_PROPERTIES_FILES))
+        test_files = self._files(self.settings.test_paths, (".sql", *_PROPERTIES_FILES))
+        properties = read_properties(
+            [
+                PropertiesFile(f.absolute, f.path, f.folders)
+                for f in (*model_files, *seed_files, *snapshot_files, *test_files)
+                if f.path.endswith(_PROPERTIES_FILES)
+            ],
+            self.problems,
+        )
+        self.properties = properties
+        for file in _of(model_files, ".sql"):
+            self._add_sql(Kind.MODEL, file, file.name, self._read(file))
+        for file in _of(seed_files, ".csv"):
+            self._add(self._resource(Kind.SEED, file, file.name, {}))
+        for file in _of(snapshot_files, ".sql"):
+            text = self._read(file)
+            for match in _SNAPSHOT_BLOCK.finditer(text or ""):
+                offset = text.count("\n", 0, match.start(2)) if text else 0
+                self._add_sql(Kind.SNAPSHOT, file, match[1], match[2], offset)
+        for source in properties.sources:
+            self._add_source(source.file, source.source, source.table, source.config)
+        for file in _of(test_files, ".sql"):
+            if file.folders[:1] == ("generic",):
+                continue  # generic test definitions: macros, not tests
+            text = self._read(file)
+            if text is not None and not _GENERIC_TEST_BLOCK.search(text):
+                self._add_sql(Kind.TEST, file, file.name, text, test=TestSpec(False, file.name))
+        for declared in properties.tests:
+            self._add_generic_test(declared)
+        return self.enabled
 
-    def scripts(self) -> dict[str, str]:
-        """Script packages: scripts/<name>/__main__.py, each inside the project."""
-        base = os.path.join(self.root, SCRIPTS_DIR)
-        if self._real_folder(base, SCRIPTS_DIR) is None:
-            return {}
-        found: dict[str, str] = {}
-        for entry in self._entries(base, SCRIPTS_DIR):
-            if entry.name.startswith("."):  # as a shell glob, hidden names are no scripts
-                continue
-            shown = f"{SCRIPTS_DIR}/{entry.name}"
-            if entry.is_symlink():
-                mode = self._link_mode(entry.path, shown, wanted=False)
-                if mode is None or not stat.S_ISDIR(mode):
-                    continue
-            elif not entry.is_dir(follow_symlinks=False):
-                continue
-            script = f"{shown}/{SCRIPT_ENTRY}"
-            problem = self.inside.file_problem(os.path.join(entry.path, SCRIPT_ENTRY), script)
-            if problem is not None:
-                self.problems.append(problem)
-            elif os.path.lexists(os.path.join(entry.path, SCRIPT_ENTRY)):
-                found[entry.name] = script
-        return found
+    def _files(self, folders: Iterable[str], suffixes: tuple[str, ...]) -> list[ProjectFile]:
+        found = [file for folder in folders for file in self.walker.files(folder, suffixes)]
+        return sorted(found, key=lambda f: f.path.split("/"))
 
-    def _real_folder(self, path: str, shown: str) -> str | None:
-        """The real path of a folder to read, or None: absent, not a folder, or (a problem)
-        reached through a link out of the project."""
-        if not os.path.lexists(path):
-            return None
-        real = os.path.realpath(path)
-        if not self.inside.holds(real):
-            self.problems.append(f"{shown}: a link to {real}, outside the project; not read")
-            return None
-        return real if os.path.isdir(real) else None
-
-    def _link_mode(self, path: str, shown: str, wanted: bool) -> int | None:
-        """The mode of what a link inside the project points to; None (and a problem when the
-        link is a folder or a wanted file) when it leaves the project or points nowhere."""
-        real = os.path.realpath(path)
+    def _read(self, file: ProjectFile) -> str | None:
         try:
-            mode = os.stat(path).st_mode
-        except OSError:
-            if wanted:
-                self.problems.append(f"{shown}: a link to {real}, which does not exist")
+            with open(file.absolute, encoding="utf-8") as handle:
+                return handle.read()
+        except (OSError, UnicodeDecodeError) as err:
+            self.problems.append(f"{file.path}: cannot read: {err}")
             return None
-        if not self.inside.holds(real):
-            if wanted or stat.S_ISDIR(mode):
-                self.problems.append(f"{shown}: a link to {real}, outside the project; not read")
-            return None
-        return mode
 
-    def _entries(self, directory: str, shown: str) -> list[os.DirEntry[str]]:
-        try:
-            with os.scandir(directory) as listing:
-                return sorted(listing, key=lambda entry: entry.name)
-        except OSError as err:
-            self.problems.append(f"{shown}: cannot read: {err.strerror or err}")
-            return []
-
-
-class _FolderConfigs:
-    """dbt_project.yml configs merged down to each folder, computed once per folder."""
-
-    def __init__(self, project_name: str, tree: Mapping[str, Any]) -> None:
-        self.project_name = project_name
-        self.tree = tree
-        self._by_folder: dict[tuple[str, ...], tuple[dict[str, Any], Mapping[str, Any] | None]] = {}
-
-    def for_model(self, folders: tuple[str, ...], name: str) -> dict[str, Any]:
-        """The merged config of the model's folder, and of the model's own entry if any."""
-        if folders not in self._by_folder:
-            self._by_folder[folders] = self._merge_down(folders)
-        config, level = self._by_folder[folders]
-        own = level.get(name) if level is not None else None
-        if isinstance(own, dict):
-            config = merge_config(config, next(iter(folder_levels(own, ()))))
+    def _folder_config(self, kind: Kind, fqn: tuple[str, ...]) -> dict[str, Any]:
+        config: dict[str, Any] = dict(_DEFAULTS[kind])
+        tree = self.settings.configs.get(_SECTION[kind], {})
+        for level in folder_levels(tree, fqn):
+            config = merge_config(config, level)
         return config
 
-    def _merge_down(
-        self, folders: tuple[str, ...]
-    ) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
-        config: dict[str, Any] = dict(DEFAULT_CONFIG)
-        path = (self.project_name, *folders)
-        for level in folder_levels(self.tree, path):
-            config = merge_config(config, level)
-        node: Any = self.tree
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
-        return config, node if isinstance(node, dict) else None
+    def _resource(
+        self,
+        kind: Kind,
+        file: ProjectFile | PropertiesFile,
+        name: str,
+        own: Mapping[str, Any],
+        **extra: Any,
+    ) -> Resource:
+        fqn = (self.package, *file.folders, *extra.pop("fqn_tail", (name,)))
+        config = self._folder_config(kind, fqn)
+        declared = self.properties.configs.get((kind, name))
+        if declared:
+            config = merge_config(config, declared)
+        if own:
+            config = merge_config(config, own)
+        uid = extra.pop("uid", None) or unique_id(kind, self.package, name)
+        if kind in REFABLE:
+            extra["patch_path"] = self.properties.described.get((kind, name))
+        return Resource(
+            unique_id=uid,
+            kind=kind,
+            name=name,
+            package=self.package,
+            path=file.path,
+            fqn=fqn,
+            config=config,
+            tags=tags_of(config),
+            **extra,
+        )
+
+    def _add_sql(
+        self,
+        kind: Kind,
+        file: ProjectFile,
+        name: str,
+        text: str | None,
+        line_offset: int = 0,
+        test: TestSpec | None = None,
+    ) -> None:
+        if text is None:
+            return
+        scan = scan_sql(text)
+        self.problems.extend(f"{file.path}: {_shift(error, line_offset)}" for error in scan.errors)
+        own: dict[str, Any] = dict(scan.config)
+        if scan.config_tags:
+            own["tags"] = scan.config_tags
+        refs = tuple(Ref(r.name, r.package, r.line + line_offset) for r in scan.refs)
+        sources = tuple(Source(s.source, s.table, s.line + line_offset) for s in scan.sources)
+        self._add(self._resource(kind, file, name, own, refs=refs, sources=sources, test=test))
+
+    def _add_source(
+        self, file: PropertiesFile, source: str, table: str, config: Mapping[str, Any]
+    ) -> None:
+        uid = unique_id(Kind.SOURCE, self.package, source, table)
+        resource = self._resource(
+            Kind.SOURCE, file, table, config, uid=uid, fqn_tail=(source, table), source_name=source
+        )
+        if uid in self.enabled:
+            self.problems.append(f"{file.path}: source table `{source}.{table}` is defined twice")
+        elif resource.config.get("enabled", True):
+            self.enabled[uid] = resource
+
+    def _add_generic_test(self, declared: DeclaredTest) -> None:
+        parsed = _test_definition(declared.definition)
+        where = f"{declared.file.path}: {declared.target}"
+        if isinstance(parsed, str):
+            self.problems.append(f"{where}: {parsed}")
+            return
+        test, arguments = parsed
+        if declared.column is not None:
+            arguments["column_name"] = declared.column
+        own = {key: arguments.pop(key) for key in list(arguments) if key in CONFIG_ARGUMENTS}
+        config = arguments.pop("config", None)
+        if isinstance(config, dict):
+            own = merge_config(own, config)
+        if declared.target_kind == Kind.SOURCE:
+            source, _, table = declared.target.partition(".")
+            target_name = f"{source}_{table}"
+            attached = unique_id(Kind.SOURCE, self.package, source, table)
+            refs: tuple[Ref, ...] = ()
+            sources: tuple[Source, ...] = (Source(source, table, 0),)
+        else:
+            target_name = declared.target
+            attached = unique_id(declared.target_kind, self.package, declared.target)
+            refs, sources = (Ref(declared.target, None, 0),), ()
+        if attached not in self.enabled:
+            return  # dbt drops the tests of a disabled or missing resource
+        named = arguments.get("name")
+        name = (
+            str(named)
+            if named
+            else generic_test_name(
+                test, target_name, arguments, source=declared.target_kind == Kind.SOURCE
+            )
+        )
+        for value in _strings(arguments):
+            if "ref(" in value or "source(" in value:
+                scan = scan_sql("{{ " + value + " }}")
+                refs += tuple(scan.refs)
+                sources += tuple(scan.sources)
+        tags = sorted({*declared.column_tags, *as_list(own.get("tags"))})
+        if tags:
+            own["tags"] = tags
+        spec = TestSpec(True, test, attached=attached, column=declared.column)
+        self._add(
+            self._resource(
+                Kind.TEST, declared.file, name, own, refs=refs, sources=sources, test=spec
+            ),
+            where=declared.file.path,
+        )
+
+    def _add(self, resource: Resource, where: str | None = None) -> None:
+        if not resource.config.get("enabled", True):
+            self.disabled.setdefault(resource.name, resource)
+            return
+        if resource.unique_id in self.enabled:
+            self.problems.append(
+                f"{resource.label} is defined twice: "
+                f"{self.enabled[resource.unique_id].path} and {where or resource.path}"
+            )
+            return
+        if resource.kind in REFABLE:
+            other = self.by_name.get(resource.name)
+            if other is not None:
+                self.problems.append(
+                    f"`{resource.name}` is defined twice: {other.path} ({other.kind.value}) "
+                    f"and {resource.path} ({resource.kind.value}); ref() could not tell them apart"
+                )
+                return
+            self.by_name[resource.name] = resource
+        self.enabled[resource.unique_id] = resource
 
 
-def _load_model(
-    file: _File,
-    configs: _FolderConfigs,
-    properties: Mapping[str, Mapping[str, Any]],
-    problems: list[str],
-) -> Model | None:
-    try:
-        with open(file.absolute, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as err:
-        problems.append(f"{file.path}: cannot read: {err}")
-        return None
-    scan = scan_sql(text)
-    problems.extend(f"{file.path}: {error}" for error in scan.errors)
-    config = configs.for_model(file.folders, file.name)
-    if file.name in properties:
-        config = merge_config(config, properties[file.name])
-    if scan.config or scan.config_tags:
-        config = merge_config(config, {**scan.config, "tags": scan.config_tags})
-    return Model(
-        name=file.name,
-        path=file.path,
-        fqn=(configs.project_name, *file.folders, file.name),
-        refs=tuple(scan.refs),
-        sources=tuple(scan.sources),
-        config=config,
-        tags=tuple(dict.fromkeys(str(tag) for tag in as_list(config.get("tags")))),
-    )
+def _project_name(root: Path) -> str:
+    """A dbt project name made from a folder name (letters, digits and `_`)."""
+    name = re.sub(r"\W", "_", root.resolve().name) or "project"
+    return name if not name[0].isdigit() else f"p_{name}"
 
 
-def _resolve_refs(
-    model: Model,
-    project_name: str,
-    models: Mapping[str, Model],
-    disabled: Mapping[str, str],
-    seeds: set[str],
-    problems: list[str],
-) -> list[str]:
+def _of(files: list[ProjectFile], suffix: str) -> list[ProjectFile]:
+    return [file for file in files if file.path.endswith(suffix)]
+
+
+def _shift(error: str, offset: int) -> str:
+    """A scan error's `line N:` moved by the lines before the block it came from."""
+    if not offset:
+        return error
+    return re.sub(r"^line (\d+)", lambda m: f"line {int(m[1]) + offset}", error)
+
+
+def _test_definition(definition: Any) -> tuple[str, dict[str, Any]] | str:
+    """(test, arguments) of a test entry, or why it is not one."""
+    if isinstance(definition, str):
+        return definition, {}
+    if not isinstance(definition, dict):
+        return f"a test must be a name or a mapping, not {type(definition).__name__}"
+    if "test_name" in definition:
+        arguments = dict(definition)
+        return str(arguments.pop("test_name")), arguments
+    if len(definition) != 1:
+        keys = ", ".join(str(key) for key in definition)
+        return f"a test mapping must have one key, the test's name (found: {keys})"
+    test, value = next(iter(definition.items()))
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        return f"test `{test}`: its arguments must be a mapping"
+    arguments = dict(value)
+    nested = arguments.pop("arguments", None)
+    if isinstance(nested, dict):
+        arguments.update(nested)
+    return str(test), arguments
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def _resolve(resource: Resource, reader: _Reader, problems: list[str]) -> list[str]:
+    """The unique ids a resource depends on; unknown refs and sources are problems."""
     parents: list[str] = []
-    for ref in model.refs:
-        where = f"{model.path}:{ref.line}" if ref.line else model.path
-        if ref.package is not None and ref.package != project_name:
+    for ref in resource.refs:
+        where = f"{resource.path}:{ref.line}" if ref.line else resource.path
+        target = reader.by_name.get(ref.name)
+        if ref.package is not None and ref.package != reader.package:
             problems.append(
-                f"model `{model.name}` refs `{ref.name}` in unknown package `{ref.package}` "
-                f"(this project is `{project_name}`) ({where})"
+                f"{resource.label} refs `{ref.name}` in unknown package `{ref.package}` "
+                f"(this project is `{reader.package}`) ({where})"
             )
-        elif ref.name in models:
-            parents.append(ref.name)
-        elif ref.name in disabled:
+        elif target is not None:
+            parents.append(target.unique_id)
+        elif ref.name in reader.disabled:
             problems.append(
-                f"model `{model.name}` refs disabled model `{ref.name}` "
-                f"({disabled[ref.name]} sets enabled: false) ({where})"
+                f"{resource.label} refs disabled {reader.disabled[ref.name].kind.value} "
+                f"`{ref.name}` ({reader.disabled[ref.name].path} sets enabled: false) ({where})"
             )
-        elif ref.name not in seeds:
-            problems.append(f"model `{model.name}` refs unknown model `{ref.name}` ({where})")
-    return parents
+        else:
+            problems.append(f"{resource.label} refs unknown model `{ref.name}` ({where})")
+    for source in resource.sources:
+        uid = unique_id(Kind.SOURCE, reader.package, source.source, source.table)
+        if uid in reader.enabled:
+            parents.append(uid)
+        else:
+            where = f"{resource.path}:{source.line}" if source.line else resource.path
+            problems.append(
+                f"{resource.label} uses source `{source.source}.{source.table}`, which no "
+                f"properties file defines (sources: in a .yml file) ({where})"
+            )
+    return list(dict.fromkeys(parents))

@@ -1,11 +1,14 @@
-"""dbt's node selection language over a model project.
+"""dbt's node selection language over a project's resources.
 
 A selector list is a union; inside one string, spaces separate union members and commas
 join criteria into an intersection. A criterion is an optional graph operator around a
 method and value: `@x`, `+x`, `2+x`, `x+`, `x+1`, `tag:daily`, `path:models/marts`,
-`fqn:marts.finance.*`, `config.materialized:table`, `file:stg_*.sql`, `package:shop`, or a
-bare value (a path when it contains "/", a file when it ends in .sql/.py/.csv, else fqn).
-Ancestors and descendants are taken over the whole project graph.
+`fqn:marts.finance.*`, `config.materialized:table`, `file:stg_*.sql`, `package:shop`,
+`resource_type:seed`, `source:raw.orders`, `test_type:singular`, `test_name:not_null`, or
+a bare value (a path when it contains "/", a file when it ends in .sql/.py/.csv, else fqn).
+Ancestors and descendants are taken over the whole project graph, tests and sources
+included, as dbt does; tests of selected resources join them (dbt's eager indirect
+selection) unless a test is excluded itself.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from kascade.engine.errors import SelectorError
-from kascade.engine.project import Model, Project
+from kascade.engine.project import Project
+from kascade.engine.resources import Kind, Resource
 
 _CRITERION = re.compile(
     r"^(?P<at>@)?"
@@ -29,7 +33,19 @@ _CRITERION = re.compile(
     r"(?:(?P<children>\+)(?P<children_depth>\d*))?$"
 )
 _GLOB_CHARACTERS = frozenset("*?[]")
-METHODS = ("fqn", "tag", "path", "file", "config", "package")
+METHODS = (
+    "fqn",
+    "tag",
+    "path",
+    "file",
+    "config",
+    "package",
+    "resource_type",
+    "source",
+    "test_type",
+    "test_name",
+)
+_TEST_TYPES = {"generic": True, "schema": True, "singular": False, "data": False}
 
 
 @dataclass(frozen=True)
@@ -120,15 +136,33 @@ def parse_selection(entries: Iterable[str]) -> Selection:
 def select(
     project: Project, include: Sequence[str] | None, exclude: Sequence[str] | None = None
 ) -> set[str]:
-    """Names of the models selected: union(include) - union(exclude); no include means all."""
-    chosen = set(project.models) if include is None else evaluate(project, parse_selection(include))
+    """Unique ids of the resources selected: union(include) - union(exclude), no include
+    meaning everything. Each side takes the tests of what it selects along (dbt's eager
+    indirect selection), so excluding a model excludes its tests too."""
+    resources = project.resources
+    chosen = set(resources) if include is None else evaluate(project, parse_selection(include))
     if exclude:
-        chosen -= evaluate(project, parse_selection(exclude))
-    return chosen
+        excluded = evaluate(project, parse_selection(exclude))
+        return _with_tests(project, chosen) - _with_tests(project, excluded)
+    return _with_tests(project, chosen)
+
+
+def _with_tests(project: Project, chosen: set[str]) -> set[str]:
+    """The selection and every test of a resource in it."""
+    graph = project.graph
+    resources = project.resources
+    tests = {
+        child
+        for uid in chosen
+        if uid in graph
+        for child in graph.children(uid)
+        if resources[child].kind == Kind.TEST
+    }
+    return chosen | tests
 
 
 def evaluate(project: Project, selection: Selection) -> set[str]:
-    """The models a parsed selection picks."""
+    """The unique ids a parsed selection picks (before indirect selection)."""
     chosen: set[str] = set()
     for group in selection.groups:
         result = _with_graph_operators(project, group[0])
@@ -142,7 +176,7 @@ def evaluate(project: Project, selection: Selection) -> set[str]:
 
 def _with_graph_operators(project: Project, criterion: Criterion) -> set[str]:
     test = predicate(project, criterion)
-    base = {name for name, model in project.models.items() if test(model)}
+    base = {uid for uid, resource in project.resources.items() if test(resource)}
     graph = project.graph
     if criterion.childrens_parents:
         family = base | graph.descendants(base)
@@ -155,25 +189,58 @@ def _with_graph_operators(project: Project, criterion: Criterion) -> set[str]:
     return result
 
 
-def predicate(project: Project, criterion: Criterion) -> Callable[[Model], bool]:
-    """Whether a model satisfies a criterion's method and value (graph operators aside)."""
+def predicate(project: Project, criterion: Criterion) -> Callable[[Resource], bool]:
+    """Whether a resource satisfies a criterion's method and value (graph operators aside)."""
     value = criterion.value
     method = criterion.method
     if method == "fqn":
-        return lambda model: _fqn_matches(model, value)
+        return lambda resource: _fqn_matches(resource, value)
     if method == "tag":
         if _has_glob(value):
-            return lambda model: any(fnmatchcase(tag, value) for tag in model.tags)
-        return lambda model: value in model.tags
+            return lambda resource: any(fnmatchcase(tag, value) for tag in resource.tags)
+        return lambda resource: value in resource.tags
     if method == "path":
-        return lambda model: _path_matches(model.path, value)
+        return lambda resource: (
+            _path_matches(resource.path, value)
+            or (resource.patch_path is not None and _path_matches(resource.patch_path, value))
+        )
     if method == "file":
-        return lambda model: _file_matches(model.path, value)
+        return lambda resource: _file_matches(resource.path, value)
     if method == "package":
         in_package = fnmatchcase(project.name, value)
-        return lambda model: in_package
+        return lambda resource: in_package
+    if method == "resource_type":
+        return lambda resource: resource.kind.value == value
+    if method == "source":
+        return lambda resource: _source_matches(resource, value)
+    if method == "test_type":
+        generic = _TEST_TYPES.get(value)
+        return lambda resource: (
+            resource.test is not None and generic is not None and resource.test.generic == generic
+        )
+    if method == "test_name":
+        return lambda resource: resource.test is not None and _test_name_matches(resource, value)
     key = criterion.key
-    return lambda model: _config_matches(model.config, key, value)
+    return lambda resource: _config_matches(resource.config, key, value)
+
+
+def _source_matches(resource: Resource, value: str) -> bool:
+    """`source:raw`, `source:raw.orders`, `source:shop.raw.orders`, with wildcards."""
+    if resource.kind != Kind.SOURCE or resource.source_name is None:
+        return False
+    parts = value.split(".")
+    if len(parts) > 3:
+        return False
+    own = (resource.package, resource.source_name, resource.name)[: len(parts)]
+    if len(parts) < 3:
+        own = (resource.source_name, resource.name)[: len(parts)]
+    return all(fnmatchcase(actual, wanted) for actual, wanted in zip(own, parts, strict=True))
+
+
+def _test_name_matches(resource: Resource, value: str) -> bool:
+    test = resource.test
+    assert test is not None
+    return fnmatchcase(test.test_name.rpartition(".")[2] if test.generic else resource.name, value)
 
 
 def _file_matches(path: str, value: str) -> bool:
@@ -181,14 +248,14 @@ def _file_matches(path: str, value: str) -> bool:
     return fnmatchcase(file.name, value) or fnmatchcase(file.stem, value)
 
 
-def _fqn_matches(model: Model, value: str) -> bool:
-    if model.name == value:
+def _fqn_matches(resource: Resource, value: str) -> bool:
+    if resource.fqn[-1] == value:
         return True
     # dbt matches a wildcard against the model name only at the top of the project;
     # `stg_*` selecting stg_orders in any folder is what users expect (and dbt is adopting).
-    if "." not in value and _has_glob(value) and fnmatchcase(model.name, value):
+    if "." not in value and _has_glob(value) and fnmatchcase(resource.name, value):
         return True
-    return _fqn_prefix_matches(model.fqn, value) or _fqn_prefix_matches(model.fqn[1:], value)
+    return _fqn_prefix_matches(resource.fqn, value) or _fqn_prefix_matches(resource.fqn[1:], value)
 
 
 def _fqn_prefix_matches(fqn: Sequence[str], value: str) -> bool:

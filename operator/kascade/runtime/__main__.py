@@ -1,9 +1,11 @@
 """`python -m kascade.runtime KIND NAME [-- ARGS...]`: run one task and exit with its code.
 
-KIND is model, script or connector; the environment carries the rest (contract.py).
-Exit codes: a script's own code; 1 when a model or connector fails; 2 when the task
-cannot start (unknown script or connector, unusable configuration); 143 when it was
-stopped by SIGTERM.
+KIND is a dbt resource kind (model, seed, snapshot, test: dbt runs it, see dbt.py), script
+or connector; the environment carries the rest (contract.py). For a dbt kind, ARGS are the
+dbt selection the engine chose (default `--select NAME`).
+Exit codes: a script's own code; 1 when a dbt resource or connector fails; 2 when the task
+cannot start (unknown script or connector, a dbt flag a task may not pass, unusable
+configuration); 143 when it was stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from kascade.contract.env import PROJECT_ARCHIVE
 from kascade.runtime import contract
 from kascade.runtime.errors import CannotStart, TaskError, Terminated, raise_terminated
 
-USAGE = "usage: python -m kascade.runtime {model|script|connector} NAME [-- ARGS...]"
+DBT_KINDS = ("model", "seed", "snapshot", "test")
+KINDS = (*DBT_KINDS, "script", "connector")
+USAGE = f"usage: python -m kascade.runtime {{{'|'.join(KINDS)}}} NAME [-- ARGS...]"
 
 
 def main(argv: list[str]) -> int:
     """Run the task; a failure is one clear line on stderr and an exit code."""
-    if len(argv) < 2 or argv[0] not in ("model", "script", "connector"):
+    if len(argv) < 2 or argv[0] not in KINDS:
         print(USAGE, file=sys.stderr)
         return CannotStart.exit_code
     kind, name, rest = argv[0], argv[1], argv[2:]
@@ -80,13 +84,15 @@ def _execute(kind: str, name: str, args: list[str], project: str) -> dict[str, A
         if code != 0:
             raise _ScriptFailed(name, code)
         return {}
-    if kind == "model":
-        from kascade.runtime.models import build_model
+    if kind in DBT_KINDS:
+        from kascade.runtime.dbt import run_dbt
 
-        return build_model(project, name, contract.warehouse_url())
+        return run_dbt(kind, name, args, project, contract.warehouse_url())
     from kascade.runtime.connectors import run_connector
+    from kascade.runtime.warehouselock import warehouse_lock
 
-    return run_connector(project, name, contract.warehouse_url())
+    with warehouse_lock(contract.warehouse_url()):
+        return run_connector(project, name, contract.warehouse_url())
 
 
 if __name__ == "__main__":

@@ -16,10 +16,14 @@ class CannotStart(TaskError):
     exit_code = 2
 
 
-class Terminated(BaseException):
+class Terminated(KeyboardInterrupt):
     """The container was told to stop (SIGTERM: the Job was deleted, its deadline passed, or
-    the run was aborted). A BaseException, so a script's `except Exception` cannot swallow
-    it; the runtime exits with 143, as a shell does for a process ended by SIGTERM."""
+    the run was aborted). Not an Exception, so a script's `except Exception` cannot swallow
+    it; the runtime exits with 143, as a shell does for a process ended by SIGTERM.
+
+    A KeyboardInterrupt, because that is what dbt stops gracefully on: it cancels the
+    warehouse query in flight (DuckDB's interrupt) before it closes its connections, where
+    any other exception would leave the query running and the process crashing at exit."""
 
     exit_code = 143
 

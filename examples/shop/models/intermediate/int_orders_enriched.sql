@@ -7,16 +7,6 @@ with order_totals as (
         sum(line_amount) as order_total
     from {{ ref('int_order_lines') }}
     group by order_id
-),
-
-order_payments as (
-    select
-        order_id,
-        sum(case when not is_refund then amount else 0 end) as paid_amount,
-        -sum(case when is_refund then amount else 0 end) as refunded_amount,
-        sum(amount) as net_paid_amount
-    from {{ ref('stg_payments') }}
-    group by order_id
 )
 
 select
@@ -37,5 +27,5 @@ select
 from {{ ref('stg_orders') }} as orders
 left join order_totals
     on orders.order_id = order_totals.order_id
-left join order_payments
+left join {{ ref('int_order_payments') }} as order_payments
     on orders.order_id = order_payments.order_id

@@ -5,4 +5,4 @@ select
     lower(trim(email)) as email,
     upper(country) as country_code,
     cast(signed_up_at as date) as signed_up_on
-from {{ source('raw', 'customers') }}
+from {{ ref('raw_customers') }}

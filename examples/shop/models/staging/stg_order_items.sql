@@ -3,4 +3,4 @@ select
     cast(order_id as integer) as order_id,
     cast(product_id as integer) as product_id,
     cast(quantity as integer) as quantity
-from {{ source('raw', 'order_items') }}
+from {{ ref('raw_order_items') }}

@@ -6,4 +6,4 @@ select
     cast(ordered_at as date) as order_date,
     lower(status) as status,
     lower(status) = 'returned' as is_returned
-from {{ source('raw', 'orders') }}
+from {{ ref('raw_orders') }}

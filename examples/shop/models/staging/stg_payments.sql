@@ -7,4 +7,4 @@ select
     cast(amount as decimal(10, 2)) < 0 as is_refund,
     cast(paid_at as timestamp) as paid_at,
     cast(paid_at as date) as paid_on
-from {{ source('raw', 'payments') }}
+from {{ ref('raw_payments') }}

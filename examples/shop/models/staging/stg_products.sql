@@ -4,4 +4,4 @@ select
     trim(name) as product_name,
     lower(category) as category,
     cast(unit_price as decimal(10, 2)) as unit_price
-from {{ source('raw', 'products') }}
+from {{ ref('raw_products') }}

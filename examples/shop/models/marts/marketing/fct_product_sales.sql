@@ -20,7 +20,9 @@ select
     count(distinct order_id) as order_count,
     sum(quantity) as units_sold,
     sum(line_amount) as revenue,
-    round(100.0 * sum(line_amount) / sum(sum(line_amount)) over (), 2) as revenue_share_pct
+    round(
+        {{ safe_divide('100.0 * sum(line_amount)', 'sum(sum(line_amount)) over ()') }}, 2
+    ) as revenue_share_pct
 from kept_lines
 group by product_id, product_name, category
 order by revenue desc, product_id

@@ -1,0 +1,46 @@
+"""The dbt profile a task runs with: the warehouse URL mapped to a dbt target, written as
+profiles.yml into a folder of the task's own (never the user's ~/.dbt or the project's).
+
+Another warehouse (PostgreSQL) plugs in by adding its scheme to `target_for`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from kascade.runtime.errors import CannotStart
+from kascade.runtime.warehouse import duckdb_path
+
+PROFILE = "kascade"
+TARGET = "kascade"
+# Tasks run one model each; several threads would only contend for one DuckDB writer.
+THREADS = 1
+
+
+def target_for(url: str) -> dict[str, Any]:
+    """The dbt target (one entry of a profile's `outputs`) of a warehouse URL."""
+    scheme = urlparse(url).scheme
+    if scheme == "duckdb":
+        return _duckdb_target(url)
+    raise CannotStart(f"no dbt adapter for warehouse URL {url!r} (supported: duckdb://)")
+
+
+def _duckdb_target(url: str) -> dict[str, Any]:
+    path = duckdb_path(url)
+    if path != ":memory:":
+        path = os.path.abspath(path)
+    return {"type": "duckdb", "path": path, "schema": "main", "threads": THREADS}
+
+
+def write_profiles(folder: str, url: str) -> str:
+    """Write profiles.yml with the profile `kascade` (target `kascade`) into folder; returns
+    its path."""
+    profiles = {PROFILE: {"target": TARGET, "outputs": {TARGET: target_for(url)}}}
+    path = os.path.join(folder, "profiles.yml")
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(profiles, handle, sort_keys=False)
+    return path
