@@ -110,6 +110,10 @@ bench: $(INSTALLED) ## benchmarks (figures go to docs/performance.md)
 	$(BIN)/python benchmarks/plan.py
 	$(BIN)/python benchmarks/local.py
 
+.PHONY: bench-dbt
+bench-dbt: $(INSTALLED) ## 200 models: one task per model (warm dbt worker) against one dbt build
+	$(BIN)/python benchmarks/dbt_flow.py
+
 .PHONY: bench-cluster
 bench-cluster: $(INSTALLED) cluster-up ## operator benchmark on the local cluster (1,000 Jobs)
 	$(BIN)/python benchmarks/cluster.py

@@ -72,7 +72,8 @@ def test_one_replica_works_and_the_standby_takes_over_when_it_dies(
             timeout=30,
             what="the first Job",
         )
-        assert STARTED_JOB in first.log()
+        # the Job can be seen a moment before the replica has logged its creation
+        wait_for(first.log, lambda log: STARTED_JOB in log, timeout=10, what="the log line")
         assert STARTED_JOB not in second.log()
         assert LEADING not in second.log(), "the standby must not work while the first lives"
 

@@ -34,7 +34,7 @@ class Listed:
 class Oracle:
     """One parsed project, listed as often as needed."""
 
-    def __init__(self, project: Path, profiles: Path) -> None:
+    def __init__(self, project: Path, profiles: Path, vars: dict[str, Any] | None = None) -> None:
         profiles.mkdir(parents=True, exist_ok=True)
         (profiles / "profiles.yml").write_text(PROFILE, encoding="utf-8")
         self.flags = [
@@ -50,23 +50,34 @@ class Oracle:
             "--target-path",
             str(profiles / "target"),
         ]
+        if vars:
+            self.flags += ["--vars", json.dumps(vars)]
         result = dbtRunner().invoke(["parse", *self.flags])
         if not result.success:
             raise AssertionError(f"dbt parse failed: {result.exception}")
         self.runner = dbtRunner(manifest=result.result)
 
-    def ls(self, select: str | None = None, exclude: str | None = None) -> list[Listed]:
-        """`dbt ls --output json` of a selection (None: everything)."""
+    def ls(
+        self, select: str | None = None, exclude: str | None = None, selector: str | None = None
+    ) -> list[Listed]:
+        """`dbt ls --output json` of a selection (None: the default selector of
+        selectors.yml, else everything), or of a YAML selector."""
         keys = "resource_type name unique_id depends_on tags source_name"
         args = ["ls", "--output", "json", "--output-keys", keys]
         if select is not None:
             args += ["--select", select]
         if exclude is not None:
             args += ["--exclude", exclude]
+        if selector is not None:
+            args += ["--selector", selector]
         result = self.runner.invoke([*args, *self.flags])
         if not result.success:
             raise AssertionError(f"dbt ls {select!r} failed: {result.exception}")
         return [_listed(json.loads(line)) for line in result.result or []]
+
+    def everything(self) -> list[Listed]:
+        """Every resource (dbt's own default selection)."""
+        return self.ls("fqn:* source:*")
 
 
 def _listed(entry: dict[str, Any]) -> Listed:

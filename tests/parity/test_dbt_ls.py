@@ -22,9 +22,9 @@ def key(resource: Resource) -> str:
 def case(request, tmp_path_factory) -> tuple[Generated, Project, Oracle]:
     folder = tmp_path_factory.mktemp(f"parity{request.param}")
     generated = generate(folder / "project", request.param)
-    project = load_project(generated.root)
+    project = load_project(generated.root, generated.vars)
     assert project.problems == ()
-    return generated, project, Oracle(generated.root, folder / "dbt")
+    return generated, project, Oracle(generated.root, folder / "dbt", generated.vars)
 
 
 def by_key(listed: list[Listed]) -> dict[str, Listed]:
@@ -33,7 +33,7 @@ def by_key(listed: list[Listed]) -> dict[str, Listed]:
 
 def test_the_same_resources_dependencies_and_tags(case):
     _, project, oracle = case
-    dbt = by_key(oracle.ls())
+    dbt = by_key(oracle.everything())
     ours = {key(resource): resource for resource in project.resources.values()}
     assert sorted(ours) == sorted(dbt)
     keys_of_dbt = {entry.unique_id: k for k, entry in dbt.items()}
@@ -46,11 +46,18 @@ def test_the_same_resources_dependencies_and_tags(case):
 def test_every_selector_selects_what_dbt_ls_lists(case):
     generated, project, oracle = case
     differences: dict[str, tuple[list[str], list[str]]] = {}
-    for selector in generated.selectors:
-        expected = {entry.key for entry in oracle.ls(selector)}
-        found = {key(project.resources[uid]) for uid in select(project, [selector])}
+    for selector in [*generated.selectors, None]:
+        if selector is None:  # no include: the default selector of selectors.yml
+            listed = oracle.ls()
+        elif selector.startswith("selector:"):
+            listed = oracle.ls(selector=selector.removeprefix("selector:"))
+        else:
+            listed = oracle.ls(selector)
+        expected = {entry.key for entry in listed}
+        include = None if selector is None else [selector]
+        found = {key(project.resources[uid]) for uid in select(project, include)}
         if found != expected:
-            differences[selector] = (sorted(found - expected), sorted(expected - found))
+            differences[str(selector)] = (sorted(found - expected), sorted(expected - found))
     assert differences == {}, "selector: (only kascade, only dbt)"
 
 
@@ -62,7 +69,11 @@ def test_exclusions_remove_what_dbt_removes(case):
         (f"+{model}", "resource_type:test"),
         ("resource_type:model", "test_name:not_null"),
         (f"{model}+", model),
+        (None, "tag:staging"),  # an exclude without include: not the default selector
     ]:
         expected = {entry.key for entry in oracle.ls(include, exclude)}
-        found = {key(project.resources[uid]) for uid in select(project, [include], [exclude])}
+        found = {
+            key(project.resources[uid])
+            for uid in select(project, None if include is None else [include], [exclude])
+        }
         assert found == expected, (include, exclude)

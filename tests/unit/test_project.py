@@ -186,3 +186,28 @@ def test_a_project_with_models_needs_the_dbt_project_yml_dbt_needs(tmp_path: Pat
     )
     scripts_only = write_project(tmp_path / "s", {"scripts/x/__main__.py": "print(1)"})
     assert load_project(scripts_only).problems == ()
+
+
+def test_a_config_call_dbt_refuses_names_model_file_and_its_line(tmp_path: Path):
+    root = write_project(
+        tmp_path,
+        {
+            "dbt_project.yml": "name: p\n",
+            "models/a.sql": "select 1\n{{\n  config({'materialized': 'table'}, tags=['x'])\n}}",
+            "models/b.sql": "{% set m = 'table' %}\n{{ config(m) }}",
+            "models/c.sql": "{{ config({'materialized': 'table', 'tags': ['dict']}) }}\nselect 1",
+            "snapshots/s.sql": (
+                "-- history\n{% snapshot s %}\n{{ config('check') }}\nselect 1\n{% endsnapshot %}"
+            ),
+        },
+    )
+    project = load_project(root)
+    assert project.problems == (
+        "model `a` (models/a.sql:3): config() takes keyword arguments or one mapping, not "
+        "both: config(materialized='table') or config({'materialized': 'table'})",
+        "model `b` (models/b.sql:2): config() takes keyword arguments or one mapping, not a "
+        "str: config(materialized='table') or config({'materialized': 'table'})",
+        "snapshot `s` (snapshots/s.sql:3): config() takes keyword arguments or one mapping, "
+        "not a str: config(materialized='table') or config({'materialized': 'table'})",
+    )
+    assert (project.models["c"].materialized, project.models["c"].tags) == ("table", ("dict",))

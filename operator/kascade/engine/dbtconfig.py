@@ -22,12 +22,22 @@ from typing import Any
 
 import yaml
 
+from kascade.engine.dbtvars import (
+    UNKNOWN,
+    MissingVar,
+    Unrenderable,
+    Vars,
+    missing_var_message,
+    render_yaml_value,
+)
 from kascade.engine.manifests import alias_problem, yaml_value_error
 
 DEFAULT_MODEL_PATHS = ("models",)
 DEFAULT_SEED_PATHS = ("seeds",)
 DEFAULT_SNAPSHOT_PATHS = ("snapshots",)
 DEFAULT_TEST_PATHS = ("tests",)
+DEFAULT_MACRO_PATHS = ("macros",)
+DEFAULT_INSTALL_PATH = "dbt_packages"
 CONFIG_SECTIONS = ("models", "seeds", "snapshots", "data_tests", "sources")
 """The sections of dbt_project.yml that configure resources by folder."""
 DEFAULT_CONFIG: Mapping[str, Any] = {"materialized": "view", "enabled": True, "tags": []}
@@ -74,8 +84,14 @@ class ProjectSettings:
     seed_paths: tuple[str, ...] = DEFAULT_SEED_PATHS
     snapshot_paths: tuple[str, ...] = DEFAULT_SNAPSHOT_PATHS
     test_paths: tuple[str, ...] = DEFAULT_TEST_PATHS
+    macro_paths: tuple[str, ...] = DEFAULT_MACRO_PATHS
     configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    """Folder configs by section (CONFIG_SECTIONS): `models`, `seeds`, ..."""
+    """Folder configs by section (CONFIG_SECTIONS): `models`, `seeds`, ..., their `var()`
+    templates rendered as dbt does."""
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    """The `vars:` block, unrendered (dbt renders a var's value where it is used)."""
+    install_path: str = DEFAULT_INSTALL_PATH
+    """`packages-install-path`: where `dbt deps` puts packages."""
 
     @property
     def models_config(self) -> Mapping[str, Any]:
@@ -83,71 +99,143 @@ class ProjectSettings:
         return self.configs.get("models", {})
 
 
-def read_settings(root: Path, problems: list[str]) -> ProjectSettings:
-    """The project's settings; a missing dbt_project.yml means defaults named after the folder."""
+def read_settings(
+    root: Path, problems: list[str], vars: Vars | None = None, shown: str = "dbt_project.yml"
+) -> ProjectSettings:
+    """The settings of the project (or installed package) at `root`, its configs rendered
+    with the Flow's `vars`; a missing dbt_project.yml means defaults named after the folder.
+    `shown` is how messages name the file."""
     fallback = ProjectSettings(name=root.resolve().name)
     path = root / "dbt_project.yml"
     inside = ProjectRoot(root)
-    problem = inside.file_problem(str(path), "dbt_project.yml")
+    problem = inside.file_problem(str(path), shown)
     if problem is not None:
         problems.append(problem)
         return fallback
     if not path.is_file():
         return fallback
-    document = load_yaml(path, problems, "dbt_project.yml")
+    document = load_yaml(path, problems, shown)
     if document is None:
         return fallback
     if not isinstance(document, dict):
-        problems.append("dbt_project.yml: expected a mapping at the top level")
+        problems.append(f"{shown}: expected a mapping at the top level")
         return fallback
     name = document.get("name", fallback.name)
+    renderer = ConfigRenderer(vars or Vars(str(name)), shown, problems)
     configs: dict[str, Mapping[str, Any]] = {}
     for section in CONFIG_SECTIONS:
         keys = (section, "tests") if section == "data_tests" else (section,)
         value: Any = next((document[k] for k in keys if document.get(k) is not None), {})
         if not isinstance(value, dict):
-            problems.append(
-                f"dbt_project.yml: `{keys[-1]}` must be a mapping of folders to configs"
-            )
+            problems.append(f"{shown}: `{keys[-1]}` must be a mapping of folders to configs")
             value = {}
-        configs[section] = value
+        configs[section] = renderer.render(value, (keys[-1],))
+    project_vars = document.get("vars") or {}
+    if not isinstance(project_vars, dict):
+        problems.append(f"{shown}: `vars` must be a mapping of names to values")
+        project_vars = {}
+    paths = _Paths(document, inside, problems, shown)
+    install = paths.read(("packages-install-path",), (DEFAULT_INSTALL_PATH,), single=True)
     return ProjectSettings(
         name=str(name),
-        model_paths=_paths(
-            document, ("model-paths", "source-paths"), DEFAULT_MODEL_PATHS, inside, problems
-        ),
-        seed_paths=_paths(
-            document, ("seed-paths", "data-paths"), DEFAULT_SEED_PATHS, inside, problems
-        ),
-        snapshot_paths=_paths(
-            document, ("snapshot-paths",), DEFAULT_SNAPSHOT_PATHS, inside, problems
-        ),
-        test_paths=_paths(document, ("test-paths",), DEFAULT_TEST_PATHS, inside, problems),
+        model_paths=paths.read(("model-paths", "source-paths"), DEFAULT_MODEL_PATHS),
+        seed_paths=paths.read(("seed-paths", "data-paths"), DEFAULT_SEED_PATHS),
+        snapshot_paths=paths.read(("snapshot-paths",), DEFAULT_SNAPSHOT_PATHS),
+        test_paths=paths.read(("test-paths",), DEFAULT_TEST_PATHS),
+        macro_paths=paths.read(("macro-paths",), DEFAULT_MACRO_PATHS),
         configs=configs,
+        vars={str(key): value for key, value in project_vars.items()},
+        install_path=install[0] if install else DEFAULT_INSTALL_PATH,
     )
 
 
-def _paths(
-    document: Mapping[str, Any],
-    keys: Sequence[str],
-    default: tuple[str, ...],
-    inside: ProjectRoot,
-    problems: list[str],
-) -> tuple[str, ...]:
-    """The folders of the first key set; an entry leaving the project is a problem, left out."""
-    for key in keys:
-        value = document.get(key)
-        if isinstance(value, list) and value:
-            kept: list[str] = []
-            for item in value:
-                entry = str(item)
-                problem = _outside_entry(entry, inside)
-                if problem is None:
-                    kept.append(entry.strip("/"))
-                else:
-                    problems.append(f"dbt_project.yml: {key} entry {entry!r} {problem}; ignored")
-            return tuple(kept)
-    return default
+@dataclass(frozen=True)
+class _Paths:
+    """The path entries of one dbt_project.yml."""
+
+    document: Mapping[str, Any]
+    inside: ProjectRoot
+    problems: list[str]
+    shown: str
+
+    def read(
+        self, keys: Sequence[str], default: tuple[str, ...], *, single: bool = False
+    ) -> tuple[str, ...]:
+        """The folders of the first key set; an entry leaving the project is a problem,
+        left out. `single`: the key holds one folder, not a list."""
+        for key in keys:
+            value = self.document.get(key)
+            if single and isinstance(value, str) and value:
+                value = [value]
+            if isinstance(value, list) and value:
+                kept: list[str] = []
+                for item in value:
+                    entry = str(item)
+                    problem = _outside_entry(entry, self.inside)
+                    if problem is None:
+                        kept.append(entry.strip("/"))
+                    else:
+                        self.problems.append(
+                            f"{self.shown}: {key} entry {entry!r} {problem}; ignored"
+                        )
+                return tuple(kept)
+        return default
+
+
+_DECIDING = frozenset({"enabled", "materialized"})
+"""Configs that decide which tasks a plan has: a template there must be rendered."""
+_HOOKS = frozenset({"pre-hook", "post-hook", "pre_hook", "post_hook"})
+
+
+@dataclass(frozen=True)
+class ConfigRenderer:
+    """Renders the `var()` templates of a config tree of dbt_project.yml or selectors.yml
+    (with the Flow's vars only) or of a properties file of `package` (with the project's
+    too), as dbt does when it reads them (hooks stay as written, dbt renders them later)."""
+
+    vars: Vars
+    shown: str
+    problems: list[str]
+    package: str | None = None
+    """For a properties file: the package it belongs to."""
+
+    def lookup(self, name: str, default: Any) -> Any:
+        if self.package is None:
+            return self.vars.in_project_file(name, default)
+        return self.vars.lookup(name, default, package=self.package)
+
+    def render(self, value: Any, keys: tuple[str, ...]) -> Any:
+        if isinstance(value, dict):
+            return {
+                key: item if _is_hook(key) else self.render(item, (*keys, str(key)))
+                for key, item in value.items()
+            }
+        if isinstance(value, list):
+            return [self.render(item, (*keys, str(index))) for index, item in enumerate(value)]
+        if not isinstance(value, str):
+            return value
+        where = f"{self.shown}: {'.'.join(keys)}"
+        try:
+            rendered = render_yaml_value(value, self.lookup)
+        except MissingVar as missing:
+            message = missing_var_message(missing.name, project_file=self.package is None)
+            self.problems.append(f"{where}: {message}")
+            return value
+        except Unrenderable:
+            rendered = UNKNOWN
+        if rendered is UNKNOWN:
+            if keys[-1].lstrip("+ ") in _DECIDING:
+                self.problems.append(
+                    f"{where}: `{value}` is only known when dbt renders it (the planner renders "
+                    "`var()` here, with known values only); write the value, or use a var "
+                    "with a value"
+                )
+            return value
+        return rendered
+
+
+def _is_hook(key: Any) -> bool:
+    return isinstance(key, str) and key.lstrip("+ ") in _HOOKS
 
 
 def _outside_entry(entry: str, inside: ProjectRoot) -> str | None:

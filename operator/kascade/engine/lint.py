@@ -82,7 +82,8 @@ def model_problems(project: Project) -> list[str]:
         except Exception as err:  # Python refuses the compiled template (too many brackets)
             problems.append(f"{model.path}: Jinja syntax error: {err}")
             continue
-        problems += [f"{model.path}: {error}" for error in record_calls(template, text).errors]
+        scan = record_calls(template, text)
+        problems += [f"{model.path}: {error}" for error in (*scan.errors, *scan.render_failures)]
     return problems
 
 

@@ -11,7 +11,7 @@ from kascade.api import Flow, FlowSpec, HookNode, Node, TaskSettings, TaskType, 
 from kascade.engine.errors import PlanError
 from kascade.engine.graph import Graph, format_cycle
 from kascade.engine.project import SCRIPT_ENTRY, SCRIPTS_DIR, Project
-from kascade.engine.resources import Kind
+from kascade.engine.resources import Kind, Resource
 from kascade.engine.resourcetasks import (
     Selections,
     TestGroup,
@@ -112,7 +112,9 @@ class _Expansion:
 
 
 def build_plan(flow: Flow, project: Project) -> Plan:
-    """Expand a Flow over its project; PlanError lists every problem that prevents a plan."""
+    """Expand a Flow over its project (read with the Flow's vars); PlanError lists every
+    problem that prevents a plan."""
+    project = project.with_vars(flow.spec.vars)
     work = _Expansion(project=project, problems=list(project.problems))
     model_cycles = project.graph.cycles()
     work.problems += [
@@ -215,7 +217,6 @@ def _expand_node(
     if node.transformation is not None:
         for uid in uids:
             resource = resources[uid]
-            selection = resource.name if resource.kind == Kind.SNAPSHOT else f"path:{resource.path}"
             work.add(
                 node.name,
                 PlannedTask(
@@ -223,7 +224,7 @@ def _expand_node(
                     type=_TASK_TYPES[resource.kind],
                     target=resource.name,
                     path=resource.path,
-                    select=selection,
+                    select=_dbt_selection(resource),
                     **common,
                 ),
             )
@@ -257,6 +258,17 @@ def _expand_node(
             node.name,
             PlannedTask(id=node.name, type=TaskType.FLOW, target=node.flow.name, **common),
         )
+
+
+def _dbt_selection(resource: Resource) -> str:
+    """The dbt selection of exactly one model, seed or snapshot: its file (a snapshot block
+    by name, a file may hold several); a package's resource by package and fqn, since a
+    path there is relative to the package."""
+    if resource.in_package:
+        return f"package:{resource.package},fqn:{'.'.join(resource.fqn)}"
+    if resource.kind == Kind.SNAPSHOT:
+        return resource.name
+    return f"path:{resource.path}"
 
 
 def _hook_task(work: _Expansion, flow: Flow, hook: HookNode, event: str) -> PlannedTask:

@@ -1,9 +1,10 @@
-"""Properties files (`models/**/*.yml`): per-resource configs, source tables and the generic
-tests declared on models, seeds, snapshots, sources and their columns, as written."""
+"""Properties files (`models/**/*.yml`): per-resource configs, source tables, the generic
+tests declared on models, seeds, snapshots, sources and their columns, and snapshots
+defined in YAML (dbt >= 1.9: a `snapshots:` entry with a `relation`), as written."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,15 @@ class SourceTable:
     tags: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class YamlSnapshot:
+    """A snapshot defined in a properties file: `relation: ref('x')` or `source('s', 't')`."""
+
+    file: PropertiesFile
+    name: str
+    relation: Any
+
+
 @dataclass
 class Properties:
     """What every properties file of the project declares."""
@@ -58,10 +68,22 @@ class Properties:
     """The properties file of each resource that has an entry (the first one)."""
     tests: list[DeclaredTest] = field(default_factory=list)
     sources: list[SourceTable] = field(default_factory=list)
+    snapshots: list[YamlSnapshot] = field(default_factory=list)
 
 
-def read_properties(files: Sequence[PropertiesFile], problems: list[str]) -> Properties:
-    """Read properties files in the order they apply; problems name the file."""
+Render = Callable[[Any, str, tuple[str, ...]], Any]
+"""Renders the `var()` templates of a value: (value, file, keys) -> value."""
+
+
+def _as_written(value: Any, shown: str, keys: tuple[str, ...]) -> Any:
+    return value
+
+
+def read_properties(
+    files: Sequence[PropertiesFile], problems: list[str], render: Render = _as_written
+) -> Properties:
+    """Read properties files in the order they apply; problems name the file. The configs
+    and tags of entries are rendered (dbt renders them; tests and descriptions later)."""
     found = Properties()
     for file in files:
         document = load_yaml(Path(file.absolute), problems, file.path)
@@ -69,10 +91,33 @@ def read_properties(files: Sequence[PropertiesFile], problems: list[str]) -> Pro
             continue
         for section, kind in _SECTIONS.items():
             for entry in _entries(document, section, file, problems):
+                entry = _rendered(entry, render, file.path, (section, entry["name"]))
                 _read_resource(found, file, kind, entry)
+                if kind == Kind.SNAPSHOT and "relation" in entry:
+                    found.snapshots.append(YamlSnapshot(file, entry["name"], entry["relation"]))
         for entry in _entries(document, "sources", file, problems):
+            entry = _rendered(entry, render, file.path, ("sources", entry["name"]))
+            tables = entry.get("tables")
+            if isinstance(tables, list):
+                entry["tables"] = [
+                    _rendered(table, render, file.path, ("sources", entry["name"], str(index)))
+                    if isinstance(table, dict)
+                    else table
+                    for index, table in enumerate(tables)
+                ]
             _read_source(found, file, entry, problems)
     return found
+
+
+def _rendered(
+    entry: dict[str, Any], render: Render, shown: str, keys: tuple[str, ...]
+) -> dict[str, Any]:
+    """The entry with its `config` and `tags` rendered."""
+    rendered = dict(entry)
+    for key in ("config", "tags"):
+        if key in entry:
+            rendered[key] = render(entry[key], shown, (*keys, key))
+    return rendered
 
 
 def _entries(

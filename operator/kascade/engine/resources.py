@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from kascade.engine.sqlscan import Ref, Source
+from kascade.engine.sqlcalls import Computed, Ref, Source
 
 
 class Kind(StrEnum):
@@ -47,7 +47,8 @@ class Resource:
     name: str
     package: str
     path: str
-    """The file relative to the project, with `/` (dbt's original_file_path)."""
+    """The file relative to the project, with `/`: models/x.sql, or
+    dbt_packages/utils/models/x.sql for a resource of an installed package."""
     fqn: tuple[str, ...]
     config: Mapping[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
@@ -58,7 +59,21 @@ class Resource:
     """For a source table, the source it belongs to."""
     patch_path: str | None = None
     """The properties file that describes the resource, if one does (dbt selects the
-    resource by `path:` on that file too)."""
+    resource by `path:` on that file too), relative to its package like dbt_path."""
+    original_path: str | None = None
+    """For a resource of an installed package, its file relative to the package."""
+    unresolved: tuple[Computed, ...] = ()
+    """Calls only dbt's parse can tell (a ref built by a macro, a var the run sets)."""
+
+    @property
+    def dbt_path(self) -> str:
+        """dbt's original_file_path: relative to the resource's own package."""
+        return self.original_path or self.path
+
+    @property
+    def in_package(self) -> bool:
+        """Whether the resource comes from an installed package."""
+        return self.original_path is not None
 
     @property
     def materialized(self) -> str:

@@ -13,7 +13,7 @@ from kascade.engine.errors import SelectorError
 from kascade.engine.graph import Graph
 from kascade.engine.project import Project
 from kascade.engine.resources import REFABLE, Kind, Resource
-from kascade.engine.selectors import parse_selection, select
+from kascade.engine.selectors import check_selection, select
 
 _LISTED = 10
 
@@ -71,7 +71,7 @@ def _select_node(project: Project, node: Node, problems: list[str]) -> list[str]
     for label, entries in (("include", include or []), ("exclude", exclude or [])):
         for index, entry in enumerate(entries):
             try:
-                parse_selection([entry])
+                check_selection(project, [entry])
             except SelectorError as err:
                 problems.append(f"node `{node.name}`: {label}[{index}]: {err}")
                 broken = True
@@ -83,7 +83,7 @@ def _select_node(project: Project, node: Node, problems: list[str]) -> list[str]
     if not found and not transformation.allow_empty:
         problems.append(
             f"node `{node.name}` selects no models "
-            f"(include: {_show(include) if include is not None else 'all'}"
+            f"(include: {_show_include(project, include, exclude)}"
             f"{'; exclude: ' + _show(exclude) if exclude else ''}); "
             "set transformation.allowEmpty: true if that is intended"
         )
@@ -92,6 +92,17 @@ def _select_node(project: Project, node: Node, problems: list[str]) -> list[str]
 
 def _show(entries: Sequence[str] | None) -> str:
     return ", ".join(entries or [])
+
+
+def _show_include(
+    project: Project, include: Sequence[str] | None, exclude: Sequence[str] | None
+) -> str:
+    if include is not None:
+        return _show(include)
+    default = project.selectors.default
+    if default is not None and not exclude:
+        return f"the default selector `{default}` of selectors.yml"
+    return "all"
 
 
 def _keep_first_owner(

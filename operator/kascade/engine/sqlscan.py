@@ -1,37 +1,56 @@
 """Finds ref(), source() and config() calls in a model's SQL.
 
 A fast static pass reads every literal call inside the `{{ ... }}` and `{% ... %}` blocks,
-nested ones included, without rendering. Like dbt's static parser it reads every branch
-of an `{% if %}`, so a conditional ref still orders the model after its target (a call
-written inside a string literal is text, not a call). Only a model with a call whose
-arguments are computed (a loop variable, a `var()`) is also rendered with Jinja (dbt's `do`
-and `loopcontrols` extensions enabled), with stand-ins that record the calls, within the
-limits of engine.sandbox (steps, sizes, output).
+nested ones included, without rendering; a `var('x')` or `var('x', default)` argument is
+looked up in the planning's vars (engine.dbtvars) (a call written inside a string literal
+is text, not a call). A model with a call inside a
+control block (an `{% if %}` branch, a loop, a macro) or whose arguments are computed (a
+loop variable, a `{% set %}`) is also rendered (engine.sqlrender) as dbt's parse renders it:
+only the branches taken count, unless a branch depends on what only dbt's context knows
+(`target`, a macro, `adapter`): then every branch counts.
+
+What neither can tell is Computed, never guessed: a var only the run knows, a ref() of a
+value a macro makes, a call of a project macro that itself calls ref() or source().
 """
 
 from __future__ import annotations
 
 import ast
-import bisect
-import itertools
 import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import jinja2
-
-from kascade.engine.sandbox import (
-    DBT_EXTENSIONS,
-    BoundedEnvironment,
-    RenderLimitError,
-    render_bounded,
+from kascade.engine.dbtvars import MISSING, UNKNOWN, missing_var_message
+from kascade.engine.sqlbranches import Branches
+from kascade.engine.sqlcalls import Computed, Finding, Ref, Scan, Source, record_call
+from kascade.engine.sqlrender import (
+    MODEL_ENVIRONMENT,
+    VarLookup,
+    compile_model,
+    parse_time_var,
+    record_calls,
+    render_calls,
 )
 
-_CALL_NAMES = ("ref", "source", "config")
+__all__ = [
+    "MODEL_ENVIRONMENT",
+    "Computed",
+    "Finding",
+    "Ref",
+    "Scan",
+    "Source",
+    "compile_model",
+    "only_literal_calls",
+    "record_calls",
+    "scan_sql",
+]
+
 _MENTION = re.compile(r"\b(ref|source|config)\s*\(")
 _STRING_ARGUMENTS = re.compile(r"""^\s*(['"])([^'"\\]*)\1\s*(?:,\s*(['"])([^'"\\]*)\3\s*)?$""")
+_STRING = r"""(?:'[^'"\\]*'|"[^'"\\]*")"""
+_STRING_KEYWORD = re.compile(rf"\s*([A-Za-z_]\w*)\s*=\s*({_STRING})\s*")
+_STRING_KEYWORDS = re.compile(rf"(?:{_STRING_KEYWORD.pattern},)*{_STRING_KEYWORD.pattern}")
 _JINJA_CONSTANTS = {"true": True, "false": False, "none": None}
 _OPENERS = "([{"
 _CLOSERS = ")]}"
@@ -42,54 +61,47 @@ _SIMPLE_BLOCK = re.compile(
 _LEADING_CALL = re.compile(r"^-?\s*(ref|source|config)\s*\(")
 _SPECIAL = re.compile(r"""[()\[\]{}'"\\]""")
 _BLOCK_START = re.compile(r"\{(?=[{%])")
-
-
-@dataclass(frozen=True)
-class Ref:
-    """A ref() call: the model it names, the package if given, and its line."""
-
-    name: str
-    package: str | None
-    line: int
-
-
-@dataclass(frozen=True)
-class Source:
-    """A source() call: an external relation `source.table`; no dependency."""
-
-    source: str
-    table: str
-    line: int
-
-
-@dataclass
-class Scan:
-    """What a model's SQL declares."""
-
-    refs: list[Ref] = field(default_factory=list)
-    sources: list[Source] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
-    config_tags: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+_WORDLIKE = re.compile(r"[\w.]")
 
 
 class _Dynamic(Exception):
     """A call whose arguments are not literals: the model needs rendering."""
 
 
-def scan_sql(text: str) -> Scan:
+class _UnknownVar(Exception):
+    """An argument that is a var only the run knows."""
+
+
+class _MissingVar(Exception):
+    """An argument that is a var with no value and no default."""
+
+
+def scan_sql(
+    text: str, vars: VarLookup | None = None, macro_calls: re.Pattern[str] | None = None
+) -> Scan:
     """Extract the calls of one model; problems land in `errors` with their line.
 
+    `vars` answers `var()` (default: dbt's parse-time answer without vars); `macro_calls`
+    matches calls of macros that call ref() or source() themselves (engine.macros).
     Linear in the size of the text, however the calls nest: comments, blocks and
     brackets are each found in one pass, and only argument spans without a call inside
-    (which no other mention shares) go to the Python parser.
+    (but `var()`) go to the Python parser.
     """
     stripped = _without_comments(text) if "{#" in text else text
+    lookup = vars or parse_time_var
     if not _MENTION.search(stripped):
-        return Scan()
-    scan, dynamic = _scan_static(stripped)
-    if dynamic:
-        _merge_rendered(scan, _scan_rendered(text))
+        scan = Scan()
+        if macro_calls is not None:
+            _find_macro_calls(stripped, macro_calls, scan)
+        return scan
+    scan, branches, lines = _scan_static(stripped, lookup)
+    if macro_calls is not None:
+        _find_macro_calls(stripped, macro_calls, scan)
+    if lines:
+        rendered = render_calls(text, lookup, lines)
+        if rendered.uncertain and branches is not None:  # no branch can be chosen: all count
+            _merge_rendered(scan, branches)
+        _merge_rendered(scan, rendered)
     return scan
 
 
@@ -126,37 +138,83 @@ def _blocks(text: str) -> Iterator[tuple[int, str]]:
         position = end + 2
 
 
-def _scan_static(text: str) -> tuple[Scan, bool]:
-    """Literal calls of every block, and whether any call needs rendering."""
-    scan = Scan()
-    dynamic = False
+def _scan_static(text: str, lookup: VarLookup) -> tuple[Scan, Scan | None, dict[str, int]]:
+    """Literal calls of every block: those that always run, and those inside a control
+    block (an `if` branch, a loop, a macro), which only rendering can confirm; and the line
+    of the first call of each name that needs rendering."""
+    always, branches = Scan(), None
+    dynamic: dict[str, int] = {}
+    arguments = _Arguments(lookup)
+    control: Branches | None = None
     newlines = counted = 0
     for start, body in _blocks(text):
         simple = _SIMPLE_BLOCK.match(body)
         mentions = [] if simple else list(_MENTION.finditer(body))
-        if not simple and not mentions:
+        state = control.state if control is not None else True
+        if text[start + 1] == "%":
+            control = control or Branches(arguments.condition)
+            state = None if control.opens_branch(body) else state
+            control.tag(body)
+        if (not simple and not mentions) or state is False:  # nothing, or dbt skips it
             continue
         newlines += text.count("\n", counted, start)
         counted = start
+        if state:
+            scan = always
+        else:
+            scan = branches = branches or Scan()
         if simple:  # `{{ ref('a') }}`, the usual block, read without the bracket pass
             args = [value for value in simple.group(3, 5) if value is not None]
-            _record(scan, simple.group(1), args, {}, newlines + 1)
+            record_call(scan, simple.group(1), args, {}, newlines + 1)
+            if scan is branches:
+                dynamic.setdefault(simple.group(1), newlines + 1)
             continue
         brackets = _brackets(body)
+        inner = inner_counted = 0
         for call in mentions:
             found = brackets.get(call.end() - 1)
             if found is None:  # the mention is inside a string literal
                 continue
-            end, holds_call = found
+            inner += body.count("\n", inner_counted, call.start())
+            inner_counted = call.start()
+            line = newlines + inner + 1
+            name, (end, holds_call) = call.group(1), found
             try:
                 if end < 0 or holds_call:
                     raise _Dynamic
-                args, kwargs = _literal_arguments(body[call.end() : end])
+                args, kwargs = arguments.of(body[call.end() : end])
             except _Dynamic:
-                dynamic = True
+                dynamic.setdefault(name, line)
                 continue
-            _record(scan, call.group(1), args, kwargs, newlines + 1)
-    return scan, dynamic
+            except _UnknownVar as unknown:
+                what = {"ref": "refs", "source": "sources"}.get(name, "config")
+                reason = f"var `{unknown}` is only known when the run starts"
+                scan.computed.append(Computed(line, reason, what))
+                continue
+            except _MissingVar as missing:
+                scan.errors.append(Finding(line, missing_var_message(str(missing))))
+                continue
+            record_call(scan, name, args, kwargs, line)
+            if scan is branches:
+                dynamic.setdefault(name, line)
+    return always, branches, dynamic
+
+
+def _find_macro_calls(text: str, macro_calls: re.Pattern[str], scan: Scan) -> None:
+    """A call of a macro that calls ref() or source() itself: only dbt's parse knows what
+    it refs."""
+    newlines = counted = 0
+    for start, body in _blocks(text):
+        found = macro_calls.search(body)
+        if found is None:
+            continue
+        newlines += text.count("\n", counted, start)
+        counted = start
+        line = newlines + body.count("\n", 0, found.start()) + 1
+        macro = found.group(0).rstrip("( \t\r\n")
+        reason = f"it calls macro `{macro}`, which calls ref() or source()"
+        scan.computed.append(Computed(line, reason))
+        return
 
 
 def only_literal_calls(text: str) -> bool:
@@ -165,6 +223,7 @@ def only_literal_calls(text: str) -> bool:
     stripped = _without_comments(text) if "{#" in text else text
     if "{%" in stripped:
         return False
+    arguments = _Arguments(parse_time_var)
     for _, body in _blocks(stripped):
         if _SIMPLE_BLOCK.match(body):
             continue
@@ -175,8 +234,8 @@ def only_literal_calls(text: str) -> bool:
         if body[found[0] + 1 :].strip(" \t\r\n-"):
             return False
         try:
-            _literal_arguments(body[call.end() : found[0]])
-        except _Dynamic:
+            arguments.of(body[call.end() : found[0]])
+        except (_Dynamic, _UnknownVar, _MissingVar):
             return False
     return True
 
@@ -193,12 +252,16 @@ def _merge_rendered(scan: Scan, rendered: Scan) -> None:
         tag for tag in dict.fromkeys(rendered.config_tags) if tag not in known_tags
     ]
     scan.errors += rendered.errors
+    scan.computed += rendered.computed
+    scan.render_failures += rendered.render_failures
+    scan.uncertain = scan.uncertain or rendered.uncertain
 
 
 def _brackets(body: str) -> dict[int, tuple[int, bool]]:
     """For each `(` outside string literals: the index of the bracket closing it (-1 when
-    none does) and whether a call is made between the two. Any closer closes the innermost
-    open bracket, whatever its kind, as Jinja's own parser would fail on a mismatch anyway."""
+    none does) and whether a call other than a `var()` of literals is made between the two.
+    Any closer closes the innermost open bracket, whatever its kind, as Jinja's own parser
+    would fail on a mismatch anyway."""
     found: dict[int, tuple[int, bool]] = {}
     open_brackets: list[list[Any]] = []  # [index, holds a call]
     quote = ""
@@ -221,7 +284,9 @@ def _brackets(body: str) -> dict[int, tuple[int, bool]]:
             position, holds_call = open_brackets.pop()
             if body[position] == "(":
                 found[position] = (index, holds_call)
-                holds_call = holds_call or _is_call(body, position)
+                callee = _callee_end(body, position)
+                if callee >= 0 and (holds_call or not _is_var(body, callee)):
+                    holds_call = True
             if holds_call and open_brackets:
                 open_brackets[-1][1] = True
     for position, holds_call in open_brackets:
@@ -230,178 +295,101 @@ def _brackets(body: str) -> dict[int, tuple[int, bool]]:
     return found
 
 
-def _is_call(body: str, paren: int) -> bool:
-    """Whether the `(` at `paren` calls something (follows a name, `)` or `]`) rather than
-    groups. The whitespace looked through belongs to this parenthesis alone."""
+def _callee_end(body: str, paren: int) -> int:
+    """Where the callee ends when the `(` at `paren` calls something (follows a name, `)`
+    or `]`) rather than groups; -1 when it groups. The whitespace looked through belongs to
+    this parenthesis alone."""
     index = paren - 1
     while index >= 0 and body[index].isspace():
         index -= 1
-    return index >= 0 and (body[index].isalnum() or body[index] in "_)]")
+    return index if index >= 0 and (body[index].isalnum() or body[index] in "_)]") else -1
 
 
-def _literal_arguments(source: str) -> tuple[list[Any], dict[str, Any]]:
-    plain = _STRING_ARGUMENTS.match(source)
-    if plain is not None:  # the common `'a'` / `'a', 'b'` case, without the Python parser
-        return [value for value in plain.group(2, 4) if value is not None], {}
-    try:
-        with warnings.catch_warnings():  # "invalid decimal literal" and the like
-            warnings.simplefilter("ignore", SyntaxWarning)
-            tree = ast.parse(f"_({source})", mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
-        raise _Dynamic from err
-    call = tree.body
-    if not isinstance(call, ast.Call) or any(isinstance(a, ast.Starred) for a in call.args):
+def _is_var(body: str, end: int) -> bool:
+    """Whether the callee ending at `end` is `var` (not `x.var`, not `myvar`)."""
+    return body.startswith("var", end - 2) and (end < 3 or not _WORDLIKE.match(body[end - 3]))
+
+
+class _Arguments:
+    """The literal arguments of a call; `var()` answered by the planning's vars."""
+
+    def __init__(self, lookup: VarLookup) -> None:
+        self.lookup = lookup
+
+    def of(self, source: str) -> tuple[list[Any], dict[str, Any]]:
+        plain = _STRING_ARGUMENTS.match(source)
+        if plain is not None:  # the common `'a'` / `'a', 'b'` case, without the Python parser
+            return [value for value in plain.group(2, 4) if value is not None], {}
+        if _STRING_KEYWORDS.fullmatch(source):  # `materialized='table'`, likewise
+            return [], {key: value[1:-1] for key, value in _STRING_KEYWORD.findall(source)}
+        try:
+            with warnings.catch_warnings():  # "invalid decimal literal" and the like
+                warnings.simplefilter("ignore", SyntaxWarning)
+                tree = ast.parse(f"_({source})", mode="eval")
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+            raise _Dynamic from err
+        call = tree.body
+        if not isinstance(call, ast.Call) or any(isinstance(a, ast.Starred) for a in call.args):
+            raise _Dynamic
+        args = [self.literal(arg) for arg in call.args]
+        kwargs: dict[str, Any] = {}
+        for keyword in call.keywords:
+            value = self.literal(keyword.value)
+            if keyword.arg is not None:
+                kwargs[keyword.arg] = value
+            elif isinstance(value, dict):  # config(**{'materialized': 'table'})
+                kwargs.update({str(key): item for key, item in value.items()})
+            else:
+                raise _Dynamic
+        return args, kwargs
+
+    def literal(self, node: ast.expr) -> Any:
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name) and node.id.lower() in _JINJA_CONSTANTS:
+            return _JINJA_CONSTANTS[node.id.lower()]
+        if isinstance(node, ast.List | ast.Tuple):
+            return [self.literal(item) for item in node.elts]
+        if isinstance(node, ast.Dict):
+            return {
+                self.literal(key): self.literal(value)
+                for key, value in zip(node.keys, node.values, strict=True)
+                if key is not None
+            }
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "var":
+            return self._var(node)
         raise _Dynamic
-    args = [_literal(arg) for arg in call.args]
-    kwargs = {kw.arg: _literal(kw.value) for kw in call.keywords if kw.arg is not None}
-    if len(kwargs) != len(call.keywords):
-        raise _Dynamic
-    return args, kwargs
 
+    def condition(self, text: str) -> bool | None:
+        """The truth of an `{% if %}` condition that is one `var()`, or None."""
+        if not text.startswith("var"):
+            return None
+        try:
+            node = ast.parse(text, mode="eval").body
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+        if not (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "var"
+        ):
+            return None
+        try:
+            return bool(self._var(node))
+        except _MissingVar:
+            return False  # dbt's parse answers None
+        except (_Dynamic, _UnknownVar):
+            return None
 
-def _literal(node: ast.expr) -> Any:
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name) and node.id.lower() in _JINJA_CONSTANTS:
-        return _JINJA_CONSTANTS[node.id.lower()]
-    if isinstance(node, ast.List | ast.Tuple):
-        return [_literal(item) for item in node.elts]
-    if isinstance(node, ast.Dict):
-        return {
-            _literal(key): _literal(value)
-            for key, value in zip(node.keys, node.values, strict=True)
-            if key is not None
-        }
-    raise _Dynamic
-
-
-def _record(scan: Scan, name: str, args: list[Any], kwargs: dict[str, Any], line: int) -> None:
-    if name == "ref":
-        if len(args) not in (1, 2) or not all(isinstance(a, str) for a in args):
-            scan.errors.append(f"line {line}: ref() takes a model name and an optional package")
-            return
-        package, model = (None, args[0]) if len(args) == 1 else (args[0], args[1])
-        scan.refs.append(Ref(name=model, package=package, line=line))
-    elif name == "source":
-        if len(args) != 2 or not all(isinstance(a, str) for a in args):
-            scan.errors.append(f"line {line}: source() takes a source name and a table name")
-            return
-        scan.sources.append(Source(source=args[0], table=args[1], line=line))
-    else:
-        if args:
-            scan.errors.append(f"line {line}: config() takes keyword arguments only")
-            return
-        tags = kwargs.pop("tags", None)
-        if tags is not None:
-            scan.config_tags.extend(_as_tags(tags))
-        scan.config.update(kwargs)
-
-
-def _as_tags(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [str(item) for item in value]
-    return [str(value)]
-
-
-class _Anything(jinja2.ChainableUndefined):
-    """Stands in for the rest of dbt's context (macros, adapter, target): it can be read,
-    called and iterated, and renders as nothing, so rendering reaches every call."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> _Anything:  # type: ignore[override]
-        return self
-
-
-class _Recorder:
-    """Jinja globals standing in for dbt's context while a model is rendered for its calls."""
-
-    def __init__(self, scan: Scan, text: str) -> None:
-        self.scan = scan
-        self.text = text
-        self._quoted: dict[str, dict[str, int]] = {}
-        self._newlines: list[int] | None = None
-
-    def context(self) -> dict[str, Any]:
-        return {
-            "ref": self.ref,
-            "source": self.source,
-            "config": self.config,
-            "var": lambda name, default=None: default,
-            "env_var": lambda name, default="": default,
-            "is_incremental": lambda: False,
-        }
-
-    def _line_of(self, args: tuple[Any, ...]) -> int:
-        """Best guess at the line of a rendered call: where its last argument is written
-        between quotes (found through an index of quoted texts, built once)."""
-        if not args:
-            return 0
-        value = str(args[-1])
-        for quote in ("'", '"'):
-            position = self._quoted_at(quote).get(value, -1) if quote not in value else -1
-            if position >= 0:
-                if self._newlines is None:
-                    self._newlines = [m.start() for m in re.finditer("\n", self.text)]
-                return bisect.bisect_left(self._newlines, position) + 1
-        return 0
-
-    def _quoted_at(self, quote: str) -> dict[str, int]:
-        """Where each text between two successive `quote` characters first occurs."""
-        if quote not in self._quoted:
-            marks = [m.start() for m in re.finditer(quote, self.text)]
-            index: dict[str, int] = {}
-            for first, second in itertools.pairwise(marks):
-                index.setdefault(self.text[first + 1 : second], first)
-            self._quoted[quote] = index
-        return self._quoted[quote]
-
-    def ref(self, *args: Any, **kwargs: Any) -> str:
-        _record(self.scan, "ref", list(args), {}, self._line_of(args))
-        return str(args[-1]) if args else ""
-
-    def source(self, *args: Any, **kwargs: Any) -> str:
-        _record(self.scan, "source", list(args), {}, self._line_of(args))
-        return ".".join(str(a) for a in args)
-
-    def config(self, *args: Any, **kwargs: Any) -> str:
-        _record(self.scan, "config", list(args), dict(kwargs), 0)
-        return ""
-
-
-MODEL_ENVIRONMENT = BoundedEnvironment(undefined=_Anything, extensions=list(DBT_EXTENSIONS))
-"""Where models are parsed and rendered for their calls: dbt's Jinja extensions, the
-_Anything stand-in for the rest of dbt's context, and the limits of engine.sandbox."""
-
-
-def compile_model(text: str) -> jinja2.Template:
-    """A model's Jinja, compiled; jinja2.TemplateSyntaxError (with its line) when it does
-    not parse, another exception (RecursionError, ...) when it cannot be compiled."""
-    return MODEL_ENVIRONMENT.from_string(text)
-
-
-def record_calls(template: jinja2.Template, text: str) -> Scan:
-    """Render a compiled model with stand-ins that record its ref(), source() and config()
-    calls; a render that fails or goes over a limit is an error of the scan."""
-    scan = Scan()
-    recorder = _Recorder(scan, text)
-    try:
-        render_bounded(template, recorder.context())
-    except RenderLimitError as err:
-        scan.errors.append(str(err))
-    except Exception as err:  # a model's own Jinja can raise anything; report it, do not crash
-        scan.errors.append(f"cannot render the model to find its refs: {err}")
-    scan.errors = list(dict.fromkeys(scan.errors))  # a bad call in a loop, reported once
-    return scan
-
-
-def _scan_rendered(text: str) -> Scan:
-    try:
-        template = compile_model(text)
-    except jinja2.TemplateSyntaxError as err:
-        return Scan(errors=[f"line {err.lineno}: Jinja syntax error: {err.message}"])
-    except RecursionError:
-        return Scan(errors=["the model's Jinja is nested too deeply to parse"])
-    except Exception as err:  # the compiled Python can fail too (too many nested brackets)
-        return Scan(errors=[f"cannot parse the model's Jinja: {err}"])
-    return record_calls(template, text)
+    def _var(self, node: ast.Call) -> Any:
+        args = [self.literal(arg) for arg in node.args]
+        defaults = [self.literal(kw.value) for kw in node.keywords if kw.arg == "default"]
+        if len(defaults) != len(node.keywords) or not 1 <= len(args) + len(defaults) <= 2:
+            raise _Dynamic
+        if not args or not isinstance(args[0], str):
+            raise _Dynamic
+        default = (args[1:] or defaults or [MISSING])[0]
+        value = self.lookup(args[0], default)
+        if value is UNKNOWN:
+            raise _UnknownVar(args[0])
+        if value is MISSING:
+            raise _MissingVar(args[0])
+        return value

@@ -21,7 +21,11 @@ from kascade.contract.outputs import read_published
 from kascade.engine.attempts import Observation, Progress
 from kascade.engine.launch import Launch
 from kascade.engine.naming import label_value
+from kascade.host.dbtworkers import DBT_KINDS, DbtWorkers, workers_enabled
+from kascade.host.logtail import tail
 from kascade.host.ports import StartFailed
+
+__all__ = ["ProcessRunner", "attempt_file", "process_env", "runtime_command", "tail"]
 
 KILL_GRACE_SECONDS = 5.0
 
@@ -53,21 +57,6 @@ def process_env(launch: Launch, where: str) -> dict[str, str]:
     return env
 
 
-def tail(path: Path, lines: int = 3, limit: int = 400) -> str:
-    """The last non-empty lines of a log, for a task's message."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 4096))
-            text = handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-    joined = " | ".join(kept)
-    return joined if len(joined) <= limit else "…" + joined[-limit:]
-
-
 @dataclass
 class _Process:
     process: asyncio.subprocess.Process
@@ -83,10 +72,15 @@ class _Process:
 class ProcessRunner:
     """The task processes of one host process, by attempt key."""
 
-    def __init__(self, where: str = "a local run") -> None:
+    def __init__(self, where: str = "a local run", warm_dbt: bool | None = None) -> None:
         self.where = where
         self.processes: dict[str, _Process] = {}
         self._guardian: asyncio.subprocess.Process | None = None
+        self.warm_dbt = workers_enabled() if warm_dbt is None else warm_dbt
+        self.workers = DbtWorkers(
+            register=lambda pid: self._tell(self._guardian, f"+{pid}"),
+            unregister=lambda pid: self._tell(self._guardian, f"-{pid}"),
+        )
 
     async def start(
         self,
@@ -101,9 +95,31 @@ class ProcessRunner:
         """Start an attempt (once per key); returns its log file. StartFailed names why
         it cannot start."""
         log = attempt_file(folder, launch.task, launch.attempt, "log")
-        if key in self.processes:
+        if key in self.processes or self.workers.knows(key):
             return log
         env = process_env(launch, self.where)
+        if self.warm_dbt and launch.kind in DBT_KINDS:
+            env[contract_env.PROJECT] = str(project)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                await self._guarded()
+                await self.workers.start(
+                    key,
+                    launch.kind,
+                    launch.target,
+                    launch.args,
+                    env=env,
+                    project=project,
+                    folder=folder,
+                    log=log,
+                    owner=owner,
+                    on_end=on_end,
+                )
+            except (OSError, ValueError) as err:
+                raise StartFailed(
+                    f"task `{launch.task}`: cannot start its dbt worker: {err}"
+                ) from err
+            return log
         published = attempt_file(folder, launch.task, launch.attempt, "published")
         env[contract_env.PROJECT] = str(project)
         env[contract_env.OUTPUTS] = str(
@@ -152,6 +168,8 @@ class ProcessRunner:
 
     def observe(self, key: str) -> Observation:
         """How an attempt stands: UNSEEN when this process never started it."""
+        if self.workers.knows(key):
+            return self.workers.observe(key)
         handle = self.processes.get(key)
         if handle is None:
             return Observation(Progress.UNSEEN)
@@ -159,7 +177,10 @@ class ProcessRunner:
 
     def stop(self, key: str, force: bool = False) -> None:
         """SIGTERM to the attempt's process group, SIGKILL after a grace period (at once
-        with `force`)."""
+        with `force`); an attempt a dbt worker runs is cancelled there."""
+        if self.workers.knows(key):
+            self.workers.stop(key)
+            return
         handle = self.processes.get(key)
         if handle is None or handle.observation is not None:
             return
@@ -177,19 +198,24 @@ class ProcessRunner:
         for key, handle in list(self.processes.items()):
             if owner is None or handle.owner == owner:
                 self.stop(key, force)
+        self.workers.stop_all(owner, force)
 
     def forget(self, owner: str) -> None:
         """Drop the ended attempts of an owner (its run is over)."""
         for key, handle in list(self.processes.items()):
             if handle.owner == owner and handle.observation is not None:
                 del self.processes[key]
+        self.workers.forget(owner)
 
     async def wait_all(self) -> None:
         """Until every started attempt has ended."""
         await asyncio.gather(*(handle.done.wait() for handle in self.processes.values()))
+        await self.workers.wait_all()
 
     async def close(self) -> None:
-        """Stop the guardian (every attempt has ended, or is killed by it now)."""
+        """End the dbt workers, then stop the guardian (every attempt has ended, or is
+        killed by it now)."""
+        await self.workers.close()
         guardian, self._guardian = self._guardian, None
         if guardian is not None and guardian.stdin is not None:
             guardian.stdin.close()

@@ -6,9 +6,9 @@ end; dbt's console output is the task's log; its results become the task's outpu
 one-line error (dbtresults.py).
 
 An embedded DuckDB warehouse admits one writing process at a time, so a task holds the
-warehouse's lock (warehouselock.py) for its whole invocation. This serializes the local
-dbt tasks of a DuckDB warehouse (the parse included) until a shared warm dbt worker runs
-them in one process.
+warehouse's lock (warehouselock.py) for its whole invocation. This serializes the dbt
+tasks of a DuckDB warehouse that run this way (the parse included); the warm dbt worker
+(dbtworker.py) runs them concurrently in one process instead, and shares `interpret`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class DbtTaskError(TaskError):
 
 
 @dataclass
-class _Watcher:
+class Watcher:
     """Collects the few dbt events the results do not carry."""
 
     nothing_to_do: list[str] = field(default_factory=list)
@@ -63,13 +63,13 @@ def run_dbt(
         argv = dbtargs.command(
             kind, selection, os.path.abspath(project_dir), folder, os.path.join(folder, "logs")
         )
-        watcher = _Watcher()
+        watcher = Watcher()
         with warehouse_lock(warehouse_url):
             outcome = _invoke(argv, watcher, lambda: shutil.rmtree(folder, ignore_errors=True))
-    return _interpret(kind, name, selection, outcome, watcher)
+    return interpret(kind, name, selection, outcome, watcher)
 
 
-def _invoke(argv: list[str], watcher: _Watcher, cleanup: Callable[[], None]) -> dbtRunnerResult:
+def _invoke(argv: list[str], watcher: Watcher, cleanup: Callable[[], None]) -> dbtRunnerResult:
     from dbt.cli.main import dbtRunner
 
     with stoppable(cleanup) as stop:
@@ -83,9 +83,11 @@ def _invoke(argv: list[str], watcher: _Watcher, cleanup: Callable[[], None]) -> 
     return outcome
 
 
-def _interpret(
-    kind: str, name: str, selection: list[str], outcome: dbtRunnerResult, watcher: _Watcher
+def interpret(
+    kind: str, name: str, selection: list[str], outcome: dbtRunnerResult, watcher: Watcher
 ) -> dict[str, Any]:
+    """The outputs of a task's dbt outcome; DbtTaskError with one line when it failed or
+    selected nothing (the one-shot runtime and the warm worker, dbtworker.py, share it)."""
     verb = dbtargs.VERBS[kind]
     if outcome.exception is not None:
         raise DbtTaskError(dbtresults.exception_message(outcome.exception, verb))
@@ -102,7 +104,7 @@ def _interpret(
     return dbtresults.resource_outputs(results, name)
 
 
-def _without_results(kind: str, selection: list[str], watcher: _Watcher) -> dict[str, Any]:
+def _without_results(kind: str, selection: list[str], watcher: Watcher) -> dict[str, Any]:
     """A task whose dbt ran nothing: fine for an ephemeral model (dbt inlines it into the
     models that ref it); otherwise the engine asked for a resource that is not there."""
     if kind == "model" and watcher.ephemeral and not watcher.nothing_to_do:

@@ -7,6 +7,7 @@ Another warehouse (PostgreSQL) plugs in by adding its scheme to `target_for`.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
@@ -36,10 +37,11 @@ def _duckdb_target(url: str) -> dict[str, Any]:
     return {"type": "duckdb", "path": path, "schema": "main", "threads": THREADS}
 
 
-def write_profiles(folder: str, url: str) -> str:
+def write_profiles(folder: str, url: str, settings: Mapping[str, Any] | None = None) -> str:
     """Write profiles.yml with the profile `kascade` (target `kascade`) into folder; returns
-    its path."""
-    profiles = {PROFILE: {"target": TARGET, "outputs": {TARGET: target_for(url)}}}
+    its path. `settings` override the target's (the warm worker's threads, for one)."""
+    target = {**target_for(url), **(settings or {})}
+    profiles = {PROFILE: {"target": TARGET, "outputs": {TARGET: target}}}
     path = os.path.join(folder, "profiles.yml")
     with open(path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(profiles, handle, sort_keys=False)
