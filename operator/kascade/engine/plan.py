@@ -21,7 +21,6 @@ from kascade.engine.resourcetasks import (
 
 DEFAULT_RETRIES = 0
 DEFAULT_RETRY_DELAY_SECONDS = 30
-_LISTED = 10
 
 
 @dataclass(frozen=True)

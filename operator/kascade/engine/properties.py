@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kascade.engine.dbtconfig import as_list, load_yaml, merge_config
-from kascade.engine.resources import Kind
+from kascade.engine.resources import Kind, tags_of, unique_tags
 
 _SECTIONS = {"models": Kind.MODEL, "seeds": Kind.SEED, "snapshots": Kind.SNAPSHOT}
 _TEST_KEYS = ("data_tests", "tests")
@@ -183,7 +183,7 @@ def _read_tests(
                     target,
                     definition,
                     column=str(column["name"]),
-                    column_tags=tuple(dict.fromkeys(str(tag) for tag in tags)),
+                    column_tags=unique_tags(tags),
                 )
             )
 
@@ -218,6 +218,6 @@ def _read_source(
         own = table.get("config")
         merged = merge_config(base, dict(own) if isinstance(own, dict) else {})
         merged = merge_config(merged, {"tags": as_list(table.get("tags"))})
-        tags = tuple(dict.fromkeys(str(tag) for tag in as_list(merged.get("tags"))))
+        tags = tags_of(merged)
         found.sources.append(SourceTable(file, source, name, merged, tags))
         _read_tests(found, file, Kind.SOURCE, f"{source}.{name}", table, tags)

@@ -3,11 +3,12 @@ and sources, each with dbt's unique id, fully qualified name, merged config and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from kascade.engine.dbtconfig import as_list
 from kascade.engine.sqlcalls import Computed, Ref, Source
 
 
@@ -99,6 +100,9 @@ def unique_id(kind: Kind, package: str, *name: str) -> str:
 
 def tags_of(config: Mapping[str, Any]) -> tuple[str, ...]:
     """The tags of a merged config, first seen first, each once."""
-    value = config.get("tags")
-    items = value if isinstance(value, list | tuple) else [] if value is None else [value]
-    return tuple(dict.fromkeys(str(tag) for tag in items))
+    return unique_tags(as_list(config.get("tags")))
+
+
+def unique_tags(tags: Iterable[Any]) -> tuple[str, ...]:
+    """Tags as strings, first seen first, each once."""
+    return tuple(dict.fromkeys(str(tag) for tag in tags))

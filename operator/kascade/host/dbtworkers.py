@@ -51,6 +51,8 @@ class _Request:
     observation: Observation | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     on_end: Callable[[], None] | None = None
+    worker: _Worker | None = None
+    """The worker the attempt was sent to."""
 
 
 @dataclass
@@ -113,7 +115,8 @@ class DbtWorkers:
         on_end: Callable[[], None] | None,
     ) -> None:
         """Send an attempt to the worker for its project, env and vars (started if none
-        runs). The attempt ends when the worker says so (observe)."""
+        runs, its log in `folder`, which exists). The attempt ends when the worker says so
+        (observe)."""
         if key in self.requests:
             return
         request = _Request(key, datetime.now(UTC), owner, on_end=on_end)
@@ -124,6 +127,7 @@ class DbtWorkers:
             if worker is None or worker.process.returncode is not None:
                 worker = await self._spawn(identity, args, env=env, project=project, folder=folder)
         worker.requests[key] = request
+        request.worker = worker
         worker.owners.add(owner)
         failure = await asyncio.shield(worker.ready)
         if failure is not None:
@@ -150,11 +154,9 @@ class DbtWorkers:
     def stop(self, key: str) -> None:
         """Ask the worker to cancel an attempt (it answers with exit code 143)."""
         request = self.requests.get(key)
-        if request is None or request.observation is not None:
+        if request is None or request.observation is not None or request.worker is None:
             return
-        for worker in self.workers.values():
-            if key in worker.requests:
-                self._send(worker, {"op": "cancel", "id": key})
+        self._send(request.worker, {"op": "cancel", "id": key})
 
     def stop_all(self, owner: str | None = None, force: bool = False) -> None:
         """Cancel every running attempt (of one owner); `force` kills the workers."""
@@ -207,7 +209,6 @@ class DbtWorkers:
         project: Path,
         folder: Path,
     ) -> _Worker:
-        folder.mkdir(parents=True, exist_ok=True)
         log = folder / f"dbt-worker.{len(self.workers) + 1}.log"
         command = [sys.executable, "-m", "kascade.runtime.dbtworker"]
         chosen = vars_of(args)

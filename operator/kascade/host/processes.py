@@ -25,8 +25,6 @@ from kascade.host.dbtworkers import DBT_KINDS, DbtWorkers, workers_enabled
 from kascade.host.logtail import tail
 from kascade.host.ports import StartFailed
 
-__all__ = ["ProcessRunner", "attempt_file", "process_env", "runtime_command", "tail"]
-
 KILL_GRACE_SECONDS = 5.0
 
 
@@ -98,8 +96,8 @@ class ProcessRunner:
         if key in self.processes or self.workers.knows(key):
             return log
         env = process_env(launch, self.where)
+        env[contract_env.PROJECT] = str(project)
         if self.warm_dbt and launch.kind in DBT_KINDS:
-            env[contract_env.PROJECT] = str(project)
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 await self._guarded()
@@ -121,7 +119,6 @@ class ProcessRunner:
                 ) from err
             return log
         published = attempt_file(folder, launch.task, launch.attempt, "published")
-        env[contract_env.PROJECT] = str(project)
         env[contract_env.OUTPUTS] = str(
             attempt_file(folder, launch.task, launch.attempt, "outputs")
         )
