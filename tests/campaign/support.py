@@ -150,8 +150,8 @@ def running_operator(cluster: Cluster, namespace: str, workdir: Path) -> Iterato
         yield process
     finally:
         process.stop()
-    errors = [line for line in process.log().splitlines() if "Traceback" in line]
-    assert not errors, f"the operator logged errors:\n{process.log()[-4000:]}"
+    errors = process.tracebacks()
+    assert not errors, "the operator logged errors:\n" + "\n\n".join(errors[:3])
 
 
 @dataclass

@@ -105,5 +105,5 @@ def operator(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Opera
     process.start()
     yield process
     process.stop()
-    errors = [line for line in process.log().splitlines() if "Traceback" in line]
-    assert not errors, f"the operator logged errors:\n{process.log()[-4000:]}"
+    errors = process.tracebacks()
+    assert not errors, "the operator logged errors:\n" + "\n\n".join(errors[:3])

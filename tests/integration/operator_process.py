@@ -99,6 +99,15 @@ class OperatorProcess:
             else ""
         )
 
+    def tracebacks(self) -> list[str]:
+        """Each traceback the operator logged, with the lines that follow it."""
+        lines = self.log().splitlines()
+        return [
+            "\n".join(lines[index : index + 25])
+            for index, line in enumerate(lines)
+            if "Traceback" in line
+        ]
+
     def _close(self) -> None:
         if self._log is not None:
             self._log.close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import functools
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -18,6 +18,8 @@ from urllib3.exceptions import HTTPError
 
 from kascade.operator.labels import GROUP, VERSION
 from kascade.operator.metrics import Metrics
+
+log = logging.getLogger("kascade.operator")
 
 T = TypeVar("T")
 
@@ -285,5 +287,9 @@ class Kube:
             "lastTimestamp": now.isoformat(),
             "count": 1,
         }
-        with contextlib.suppress(KubeError):
+        try:
             await self._send(self.core.create_namespaced_event, meta["namespace"], body)
+        except Exception as err:  # a refusal, or the API server away: the Event is lost
+            if not (isinstance(err, KubeError) or passing(err)):
+                raise
+            log.debug("event-lost reason=%s error=%s", reason, err)

@@ -13,6 +13,7 @@ from typing import Any
 from kascade.api import RunPhase, TaskPhase
 from kascade.engine.statemachine import run_is_terminal, task_is_terminal
 from kascade.host.records import Changes, RunRecord
+from kascade.operator.background import start_background
 from kascade.operator.kube import Kube
 from kascade.operator.metrics import METRICS
 from kascade.operator.runloading import LoadedRun
@@ -119,6 +120,4 @@ class RunRecorder:
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run a best-effort call (an Event) without holding up decisions."""
-        task = asyncio.get_running_loop().create_task(work)
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        start_background(self.background, work, "run-event")

@@ -17,6 +17,7 @@ from kascade.api import Flow
 from kascade.engine.naming import scheduled_run_name
 from kascade.engine.schedules import Skip, cron_expression, tick
 from kascade.engine.statemachine import run_is_terminal
+from kascade.operator.background import start_background
 from kascade.operator.facts import rfc3339, timestamp
 from kascade.operator.kube import passing
 from kascade.operator.labels import API_VERSION, run_labels
@@ -74,9 +75,7 @@ class Scheduler:
             task.cancel()
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self.pending.add(task)
-        task.add_done_callback(self.pending.discard)
+        start_background(self.pending, work, "schedule-bookkeeping")
 
     async def _loop(self, key: tuple[str, str]) -> None:
         while True:
