@@ -11,7 +11,10 @@ Prints the wall time of, each on a fresh warehouse:
   worker (the default);
 - the same with KASCADE_DBT_WORKER=0 on the first PER_PROCESS models only (every task
   starts dbt in a process of its own, taking turns on the DuckDB file: minutes for 200),
-  shown as seconds per task.
+  shown as seconds per task;
+- the start of a task pod on the cluster, where every task unpacks the pushed project into
+  a fresh folder: POD_TASKS model tasks run as a pod runs them (`python -m kascade.runtime`
+  on a fresh unpack), with the dbt parse state `kascade project push` stores and without.
 Run: `make bench-dbt` (BENCH_MODELS and BENCH_THREADS change the size and parallelism).
 """
 
@@ -30,6 +33,7 @@ import yaml
 MODELS = int(os.environ.get("BENCH_MODELS", "200"))
 THREADS = int(os.environ.get("BENCH_THREADS", "4"))
 PER_PROCESS = int(os.environ.get("BENCH_PER_PROCESS", "20"))
+POD_TASKS = int(os.environ.get("BENCH_POD_TASKS", "5"))
 BIN = Path(sys.executable).parent
 LAYERS = ("staging", "intermediate", "marts")
 
@@ -109,6 +113,36 @@ def kascade_run(root: Path, state: Path, warm: bool) -> float:
     return elapsed
 
 
+def pod_tasks(root: Path, work: Path, with_state: bool) -> float:
+    """Seconds per model task run as a pod runs it: the pushed archive unpacked into a
+    fresh folder, then `python -m kascade.runtime model NAME`."""
+    from kascade.contract.archive import pack
+    from kascade.runtime.dbtparsestate import pack_with_parse_state
+
+    warehouse = f"duckdb:///{work}/warehouse.duckdb"
+    packed = pack_with_parse_state(root, warehouse)[0] if with_state else pack(root)
+    archive = work / "project.tar.gz"
+    work.mkdir(parents=True, exist_ok=True)
+    archive.write_bytes(packed)
+    total = 0.0
+    for index in range(POD_TASKS):
+        project = work / f"project-{index}"
+        env = {
+            **os.environ,
+            "KASCADE_PROJECT_ARCHIVE": str(archive),
+            "KASCADE_PROJECT": str(project),
+            "KASCADE_WAREHOUSE": warehouse,
+            "KASCADE_OUTPUTS": str(work / "outputs.json"),
+        }
+        command = [str(BIN / "python"), "-m", "kascade.runtime", "model", f"m{index:04d}"]
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+        total += time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"the pod-style task failed:\n{done.stderr[-3000:]}")
+    return total / POD_TASKS
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "project"
@@ -120,6 +154,8 @@ def main() -> None:
         small.mkdir()
         generate(small, PER_PROCESS)
         cold = kascade_run(small, Path(tmp) / "state-cold", warm=False)
+        pod_cold = pod_tasks(root, Path(tmp) / "pods-without", with_state=False)
+        pod_warm = pod_tasks(root, Path(tmp) / "pods-with", with_state=True)
     print(f"{MODELS} models, {THREADS} threads / maxParallelTasks, DuckDB, 2-core machine")
     print(f"  dbt build                                {build:7.1f} s")
     print(f"  kascade run, warm dbt worker (default)   {warm:7.1f} s   x{warm / build:.2f}")
@@ -128,6 +164,10 @@ def main() -> None:
         f"  for contrast, a dbt process per task (KASCADE_DBT_WORKER=0): {PER_PROCESS} models "
         f"in {cold:.1f} s, {cold / PER_PROCESS:.2f} s per task"
     )
+    print(f"  a task pod's dbt task on the {MODELS}-model project (mean of {POD_TASKS}):")
+    print(f"    without the pushed dbt parse state     {pod_cold:7.2f} s")
+    ratio = pod_warm / pod_cold
+    print(f"    with it (kascade project push)         {pod_warm:7.2f} s   x{ratio:.2f}")
 
 
 if __name__ == "__main__":

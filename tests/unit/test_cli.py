@@ -178,3 +178,30 @@ def test_project_option_points_elsewhere(tmp_path: Path):
     result = kascade("plan", "flows/flow.yaml", "--project", "proj", "-o", "json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert [t["id"] for t in json.loads(result.stdout)["tasks"]] == ["x"]
+
+
+def test_lint_names_the_macro_package_and_var_a_model_would_miss(tmp_path: Path):
+    write_project(
+        tmp_path,
+        {
+            "dbt_project.yml": "name: p\nvars:\n  given: 1\n",
+            "macros/m.sql": "{% macro m(x) %}{{ x }}{% endmacro %}",
+            "models/a.sql": "select {{ m(1) }} as a, {{ var('given') }} as b\n"
+            "-- {{ current_timestamp() }} {{ adapter.dispatch('m')(2) }}",
+            "models/b.sql": "select {{ nope() }} as x,\n {{ dbt_utils.star('a') }} as y",
+            "models/c.sql": "select {{ var('wanted') }} as x",
+            "flow.yaml": flow_yaml([{"name": "t", "transformation": {}}]),
+        },
+    )
+    result = kascade("lint", tmp_path / "flow.yaml")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: models/b.sql:1: model `b` calls macro `nope`, which neither the project, its "
+        "packages nor dbt define",
+        "error: models/b.sql:2: model `b` calls `dbt_utils.star`, but package `dbt_utils` is "
+        "not installed: vendor it in the project (run `dbt deps` and keep dbt_packages/; "
+        "kascade never reaches the dbt package hub)",
+        "error: models/c.sql:1: model `c`: var `wanted` has no value: set it in "
+        "dbt_project.yml `vars:` or the Flow's `spec.vars`",
+    ]

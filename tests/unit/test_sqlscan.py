@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kascade.engine.dbtvars import MISSING, UNKNOWN
-from kascade.engine.macros import macro_call_pattern, macros_calling_refs
+from kascade.engine.macros import macro_call_pattern, macro_names, macros_calling_refs
 from kascade.engine.sqlscan import Computed, Finding, Ref, Source, scan_sql
 
 
@@ -250,3 +250,12 @@ def test_a_call_of_a_macro_that_refs_is_computed_at_its_line():
         Computed(2, "it calls macro `utils.wrapper`, which calls ref() or source()")
     ]
     assert scan_sql("select {{ plain() }} from {{ ref('a') }}", macro_calls=pattern).computed == []
+
+
+def test_macro_names_are_the_macros_and_generic_tests_a_file_defines():
+    texts = [
+        "{% macro a(x) %}{% endmacro %}{#- {% macro hidden() %}{% endmacro %} -#}",
+        "{%- test positive(model, column_name) -%}select 1{%- endtest -%}",
+        "{% materialization thing, default %}{% endmaterialization %}",
+    ]
+    assert macro_names(texts) == frozenset({"a", "test_positive"})

@@ -38,10 +38,12 @@ from kascade.operator.config import (
     default_operator_warehouse,
 )
 from kascade.operator.executors import local_attempt_log
+from kascade.operator.jobs import POD_WAREHOUSE
 from kascade.operator.labels import API_VERSION, GROUP, JOB_NAME, VERSION
 from kascade.operator.metrics import parse_address
 from kascade.operator.projects import project_config_map
 from kascade.operator.reruns import rerun_body
+from kascade.runtime.dbtparsestate import pack_with_parse_state
 
 FOLLOW_INTERVAL_SECONDS = 0.5
 PRIORITY_CEILING = 10**17  # above any start time in microseconds for millennia
@@ -198,13 +200,34 @@ def project() -> None:
 @project.command("push")
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--name", required=True, help="ConfigMap name (the Flow's spec.project.configMap).")
+@click.option(
+    "--warehouse",
+    default=POD_WAREHOUSE,
+    show_default=True,
+    help="The warehouse URL the Flow's task pods use: dbt's parse state is made for it.",
+)
+@click.option(
+    "--dbt-parse/--no-dbt-parse",
+    default=True,
+    help="Run `dbt parse` and store its state with the project, so tasks skip the parse.",
+)
 @namespace_option
 @kubeconfig_option
-def push(directory: Path, name: str, namespace: str | None, kubeconfig: str | None) -> None:
+def push(
+    directory: Path,
+    name: str,
+    warehouse: str,
+    dbt_parse: bool,
+    namespace: str | None,
+    kubeconfig: str | None,
+) -> None:
     """Store a project directory in a ConfigMap, for spec.project.configMap."""
     if not directory.is_dir():
         raise ClusterError(f"project directory {directory} does not exist")
-    packed = pack(directory)
+    if dbt_parse:
+        packed, parsed = pack_with_parse_state(directory, warehouse)
+    else:
+        packed, parsed = pack(directory), "no dbt parse state (--no-dbt-parse)"
     cluster = connect(kubeconfig, namespace)
     body: Any = project_config_map(name, packed)
     try:
@@ -218,7 +241,7 @@ def push(directory: Path, name: str, namespace: str | None, kubeconfig: str | No
             raise api_error(created) from created
     click.echo(
         f"configmap/{name} in {cluster.namespace}: {len(project_files(directory))} files, "
-        f"{len(packed)} bytes, digest {digest(packed)}"
+        f"{len(packed)} bytes, digest {digest(packed)}; {parsed}"
     )
 
 

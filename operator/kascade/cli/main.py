@@ -22,6 +22,7 @@ from kascade.cli.mermaid import render_mermaid
 from kascade.contract import ContractError
 from kascade.engine.errors import KascadeError, PlanError
 from kascade.engine.lint import lint_flow
+from kascade.runtime.dbtnames import installed_dbt_names
 from kascade.runtime.errors import TaskError
 
 # Missing files are reported by the loaders (exit 1, naming the file), not as usage errors.
@@ -62,7 +63,8 @@ def lint(flow: Path, project: Path | None) -> None:
         _warn(err.warnings)
         _fail(err.problems)
     _warn(planned.plan.warnings)
-    problems = lint_flow(planned.flow, planned.project, planned.plan)
+    dbt = installed_dbt_names() if planned.project.models else None  # dbt costs a second
+    problems = lint_flow(planned.flow, planned.project, planned.plan, dbt)
     if problems:
         _fail(problems)
     plan = planned.plan

@@ -16,11 +16,14 @@ import os
 import stat
 import tarfile
 import zlib
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from kascade.contract import ContractError
 
 ARCHIVE_KEY = "project.tar.gz"
+# Members kascade adds to a project (dbt's parse state): never one of the project's files.
+RESERVED_DIR = ".kascade-push"
 # A ConfigMap holds at most 1 MiB; leave room for its metadata.
 MAX_ARCHIVE_BYTES = 1_000_000
 # What an archive may unpack to: far above any project that packs into a ConfigMap
@@ -117,8 +120,10 @@ def _kind(mode: int) -> str:
     return "not a file"
 
 
-def pack(root: Path) -> bytes:
-    """The project as a deterministic tar.gz (same files, same bytes)."""
+def pack(root: Path, extra: Mapping[str, bytes] | None = None) -> bytes:
+    """The project as a deterministic tar.gz (same files, same bytes), followed by the
+    `extra` members, which live under `.kascade-push/` (a folder the project's own files never
+    come from, since hidden files are left out)."""
     if not root.is_dir():
         raise ArchiveError(f"project directory {root} does not exist")
     buffer = io.BytesIO()
@@ -131,12 +136,13 @@ def pack(root: Path) -> bytes:
                 data = (root / relative).read_bytes()
             except OSError as err:
                 raise ArchiveError(f"cannot read {relative}: {err.strerror or err}") from err
-            info = tarfile.TarInfo(relative.as_posix())
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
+            _add(tar, relative.as_posix(), data)
             if buffer.tell() > MAX_ARCHIVE_BYTES:
                 break
+        for name, data in sorted((extra or {}).items()):
+            if not name.startswith(RESERVED_DIR + "/"):
+                raise ValueError(f"an extra archive member lives under {RESERVED_DIR}/: {name}")
+            _add(tar, name, data)
     packed = buffer.getvalue()
     if len(packed) > MAX_ARCHIVE_BYTES:
         raise ArchiveError(
@@ -144,6 +150,13 @@ def pack(root: Path) -> bytes:
             f"at most {MAX_ARCHIVE_BYTES} (leave data files out of the project)"
         )
     return packed
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
 
 
 def digest(packed: bytes) -> str:

@@ -1,7 +1,9 @@
 """dbt's own parse, when the planner cannot read a resource's refs or config statically (a
 ref built by a macro, a var only the run knows): `target/manifest.json` that `dbt parse`
 wrote, used only when it is fresh (newer than every file of the project it was built from)
-and of the same project.
+and of the same project. A project the operator unpacked from `kascade project push` has
+no target/ but may carry the slim manifest the push's own `dbt parse` made from exactly
+its files (PUSHED_MANIFEST), used when there is no target/manifest.json.
 
 Reading the manifest is a pure function of its text; freshness compares modification
 times of the project's own files, nothing outside the project.
@@ -19,6 +21,9 @@ from typing import Any
 from kascade.engine.dbtconfig import ProjectRoot
 
 MANIFEST = "target/manifest.json"
+# What `kascade project push` stores with a project: the part of its own `dbt parse`'s
+# manifest the planner reads, made from exactly the files of the archive.
+PUSHED_MANIFEST = ".kascade-push/dbt/manifest.json"
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,24 @@ def read_manifest(text: str) -> Manifest | str:
     return Manifest(str(name) if isinstance(name, str) else None, nodes)
 
 
+def slim_manifest(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a manifest.json document the planner reads (project name; each node's
+    parents, config and tags): what a pushed project carries."""
+    metadata = document.get("metadata")
+    name = metadata.get("project_name") if isinstance(metadata, dict) else None
+    nodes = document.get("nodes")
+    slim: dict[str, Any] = {}
+    for unique_id, node in (nodes if isinstance(nodes, dict) else {}).items():
+        if isinstance(node, dict):
+            read = _node(node)
+            slim[str(unique_id)] = {
+                "depends_on": {"nodes": list(read.depends_on)},
+                "config": dict(read.config),
+                "tags": list(read.tags),
+            }
+    return {"metadata": {"project_name": name}, "nodes": slim}
+
+
 def _node(node: Mapping[str, Any]) -> ManifestNode:
     depends = node.get("depends_on")
     parents = depends.get("nodes") if isinstance(depends, dict) else None
@@ -74,16 +97,22 @@ def fresh_manifest(root: Path, folders: Iterable[str], files: Iterable[str]) -> 
     try:
         built = os.stat(path).st_mtime
     except OSError:
+        if (root / PUSHED_MANIFEST).is_file():  # an unpacked pushed project: it goes with it
+            return _read(root / PUSHED_MANIFEST, PUSHED_MANIFEST)
         return f"there is no {MANIFEST}"
     newer = _newer_file(str(root), folders, files, built)
     if newer is not None:
         return f"{MANIFEST} is older than {newer}"
+    return _read(path, MANIFEST)
+
+
+def _read(path: Path, shown: str) -> Manifest | str:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        return f"{MANIFEST}: cannot read: {err}"
+        return f"{shown}: cannot read: {err}"
     found = read_manifest(text)
-    return f"{MANIFEST}: {found}" if isinstance(found, str) else found
+    return f"{shown}: {found}" if isinstance(found, str) else found
 
 
 def _newer_file(

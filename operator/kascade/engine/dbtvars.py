@@ -80,6 +80,10 @@ class Vars:
         scope = self._scope(package or self.root)
         return _known(scope[name]) if name in scope else default
 
+    def names_for(self, package: str) -> frozenset[str]:
+        """The vars with a value in the resources of `package` (without looking them up)."""
+        return frozenset(self._scope(package))
+
     def in_project_file(self, name: str, default: Any = MISSING) -> Any:
         """A var in dbt_project.yml or selectors.yml: the Flow's vars only."""
         self.used.add(name)

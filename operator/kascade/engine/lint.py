@@ -20,9 +20,11 @@ import jinja2
 
 from kascade.api import Flow, FlowSpec, HookNode, Node, ParameterType, RunType
 from kascade.api.core import EnvVar
+from kascade.engine.dbtvars import missing_var_message
+from kascade.engine.jinjanames import DbtNames, free_calls, literal_vars, unknown_call
 from kascade.engine.parameters import convert
 from kascade.engine.plan import Plan
-from kascade.engine.project import Project
+from kascade.engine.project import Project, Resource
 from kascade.engine.sqlscan import (
     MODEL_ENVIRONMENT,
     compile_model,
@@ -41,9 +43,11 @@ _SAMPLES: dict[ParameterType, Any] = {
 }
 
 
-def lint_flow(flow: Flow, project: Project, plan: Plan) -> list[str]:
-    """Every problem lint finds in a flow that plans, and in its project."""
-    return model_problems(project) + flow_problems(flow, plan)
+def lint_flow(flow: Flow, project: Project, plan: Plan, dbt: DbtNames | None = None) -> list[str]:
+    """Every problem lint finds in a flow that plans, and in its project; with `dbt` (what
+    the installed dbt offers), also the macros, packages and vars its models would miss."""
+    problems = model_problems(project, dbt, frozenset(flow.spec.vars or {}))
+    return problems + flow_problems(flow, plan)
 
 
 def flow_problems(flow: Flow, plan: Plan) -> list[str]:
@@ -55,9 +59,12 @@ def flow_problems(flow: Flow, plan: Plan) -> list[str]:
     return problems
 
 
-def model_problems(project: Project) -> list[str]:
+def model_problems(
+    project: Project, dbt: DbtNames | None = None, flow_vars: frozenset[str] = frozenset()
+) -> list[str]:
     """Models whose Jinja does not parse (dbt's extensions enabled), or does not render
-    with the stand-ins of the ref() scan: `models/x.sql:3: Jinja syntax error: ...`."""
+    with the stand-ins of the ref() scan: `models/x.sql:3: Jinja syntax error: ...`; with
+    `dbt`, models calling a macro dbt would not find or a var without a value."""
     problems: list[str] = []
     for model in sorted(project.models.values(), key=lambda m: m.path.split("/")):
         try:
@@ -69,9 +76,11 @@ def model_problems(project: Project) -> list[str]:
         if "{" not in text:  # no Jinja at all
             continue
         try:
+            tree = MODEL_ENVIRONMENT.parse(text)
+            if dbt is not None:
+                problems += _name_problems(project, model, tree, dbt, flow_vars)
             if only_literal_calls(text):  # parsing is all there is to check; compiling
-                MODEL_ENVIRONMENT.parse(text)  # would cost several times more
-                continue
+                continue  # would cost several times more
             template = compile_model(text)
         except jinja2.TemplateSyntaxError as err:
             problems.append(f"{model.path}:{err.lineno}: Jinja syntax error: {err.message}")
@@ -84,6 +93,26 @@ def model_problems(project: Project) -> list[str]:
             continue
         scan = record_calls(template, text)
         problems += [f"{model.path}: {error}" for error in (*scan.errors, *scan.render_failures)]
+    return problems
+
+
+def _name_problems(
+    project: Project,
+    model: Resource,
+    tree: jinja2.nodes.Template,
+    dbt: DbtNames,
+    flow_vars: frozenset[str],
+) -> list[str]:
+    """`models/x.sql:3: calls macro ...` and `models/x.sql:4: var ... has no value`."""
+    problems: list[str] = []
+    for call in free_calls(tree):
+        why = unknown_call(call, dbt, project.macros, project.name, model.package)
+        if why is not None:
+            problems.append(f"{model.path}:{call.line}: {model.label} {why}")
+    known = project.var_names.get(model.package, frozenset()) | flow_vars
+    for name, has_default, line in literal_vars(tree):
+        if not has_default and name not in known:
+            problems.append(f"{model.path}:{line}: {model.label}: {missing_var_message(name)}")
     return problems
 
 

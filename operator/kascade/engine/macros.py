@@ -21,6 +21,19 @@ _OVERRIDES = frozenset({"ref", "source", "config", "var"})
 """Macros overriding dbt's own functions call the builtins; they are not counted."""
 
 
+_DEFINED = re.compile(r"\{%-?\s*(macro|test)\s+([A-Za-z_]\w*)\s*\(")
+
+
+def macro_names(texts: Iterable[str]) -> frozenset[str]:
+    """The macros macro files define: `{% macro name(...) %}`, and `test_name` for a
+    generic test's `{% test name(...) %}` (dbt makes it a macro of that name)."""
+    names: set[str] = set()
+    for text in texts:
+        for kind, name in _DEFINED.findall(_COMMENT.sub("", text)):
+            names.add(name if kind == "macro" else f"test_{name}")
+    return frozenset(names)
+
+
 def macros_calling_refs(texts: Iterable[str]) -> frozenset[str]:
     """The names of macros that call ref() or source(), directly or through each other."""
     calls: dict[str, set[str]] = {}

@@ -23,7 +23,7 @@ from typing import Any
 from kascade.engine.dbtconfig import ProjectSettings, read_settings
 from kascade.engine.dbtvars import MISSING, Vars
 from kascade.engine.graph import Graph
-from kascade.engine.macros import macro_call_pattern, macros_calling_refs
+from kascade.engine.macros import macro_call_pattern, macro_names, macros_calling_refs
 from kascade.engine.packages import Package, installed_packages
 from kascade.engine.projectfiles import SCRIPT_ENTRY, SCRIPTS_DIR, Walker
 from kascade.engine.projectreader import Catalog, PackageReader
@@ -57,6 +57,10 @@ class Project:
     """The Flow's vars the project was read with (dbt's `--vars`)."""
     vars_used: frozenset[str] = frozenset()
     """The names of the vars reading the project looked up."""
+    macros: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """The macros the root project and each installed package define, by package name."""
+    var_names: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """The vars with a value for the resources of the root project and of each package."""
 
     @cached_property
     def models(self) -> Mapping[str, Resource]:
@@ -111,7 +115,8 @@ def load_project(root: Path | str, vars: Mapping[str, Any] | None = None) -> Pro
     selectors = read_selectors(root, known, problems)
     walker = Walker(root, problems)
     catalog = Catalog(settings.name, problems)
-    calls = macro_call_pattern(macros_calling_refs(_macro_texts(root, settings, packages)))
+    texts = _macro_texts(root, settings, packages)
+    calls = macro_call_pattern(macros_calling_refs(t for each in texts.values() for t in each))
     PackageReader(catalog, settings, walker, known, macro_calls=calls).read()
     for package in packages:
         PackageReader(
@@ -142,24 +147,32 @@ def load_project(root: Path | str, vars: Mapping[str, Any] | None = None) -> Pro
         packages={package.name: package.folder for package in packages},
         vars=cli,
         vars_used=frozenset(known.used),
+        macros={name: macro_names(each) for name, each in texts.items()},
+        var_names={name: known.names_for(name) for name in texts},
     )
 
 
 def _macro_texts(
     root: Path, settings: ProjectSettings, packages: Iterable[Package]
-) -> Iterable[str]:
-    """The text of every macro file of the project and its packages."""
-    folders = [*settings.macro_paths]
-    for package in packages:
-        folders += [f"{package.folder}/{path}" for path in package.settings.macro_paths]
+) -> dict[str, list[str]]:
+    """The text of every macro file of the project and of each package, by project name."""
     walker = Walker(root, [])  # a macro file that cannot be read is dbt's problem to report
-    for folder in folders:
-        for file in walker.files(folder, (".sql",)):
-            try:
-                with open(file.absolute, encoding="utf-8") as handle:
-                    yield handle.read()
-            except (OSError, UnicodeDecodeError):
-                continue
+    folders = {settings.name: list(settings.macro_paths)}
+    for package in packages:
+        folders.setdefault(package.name, []).extend(
+            f"{package.folder}/{path}" for path in package.settings.macro_paths
+        )
+    texts: dict[str, list[str]] = {}
+    for name, paths in folders.items():
+        found = texts.setdefault(name, [])
+        for folder in paths:
+            for file in walker.files(folder, (".sql",)):
+                try:
+                    with open(file.absolute, encoding="utf-8") as handle:
+                        found.append(handle.read())
+                except (OSError, UnicodeDecodeError):
+                    continue
+    return texts
 
 
 def _parsed_folders(settings: ProjectSettings) -> list[str]:

@@ -13,6 +13,11 @@ from kascade.engine.launch import Launch
 from kascade.operator.labels import ATTEMPT, TASK_ID, owner_reference, task_labels
 
 WORK_DIR = "/kascade/work"
+# What a task pod's default warehouse (contract DEFAULT_WAREHOUSE, relative to the work dir,
+# the runtime image's WORKDIR) comes to: a DuckDB file of the pod's own.
+POD_WAREHOUSE = (
+    "duckdb:///" + WORK_DIR + "/" + contract_env.DEFAULT_WAREHOUSE.removeprefix("duckdb:///")
+)
 ARCHIVE_DIR = "/kascade/archive"
 RUNTIME_USER = 65532
 TASK_COMMAND = ("kascade", "task", "exec")

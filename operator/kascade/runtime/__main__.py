@@ -73,6 +73,11 @@ def _unpack_project() -> None:
         unpack(packed, Path(contract.project_dir()))
     except ArchiveError as err:
         raise CannotStart(str(err)) from err
+    from kascade.runtime.dbtparsestate import restore_parse_state
+
+    note = restore_parse_state(contract.project_dir())
+    if note is not None:
+        print(note, file=sys.stderr, flush=True)
 
 
 def _execute(kind: str, name: str, args: list[str], project: str) -> dict[str, Any]:

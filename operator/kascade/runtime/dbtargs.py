@@ -93,4 +93,5 @@ def command(
         "--no-send-anonymous-usage-stats",
         "--no-version-check",
         "--no-use-colors",
+        "--no-write-json",
     ]
