@@ -1,4 +1,6 @@
 -- Sales per product (returned orders excluded): units, orders, revenue and share of revenue.
+-- dbt's dict form of config(); the relation is named by its alias: main.product_sales.
+{{ config({'alias': 'product_sales'}) }}
 with kept_lines as (
     select
         lines.product_id,
