@@ -252,10 +252,15 @@ def _outside_entry(entry: str, inside: ProjectRoot) -> str | None:
     return None
 
 
+# libyaml's safe loader when PyYAML has it, as dbt itself loads YAML (the same documents,
+# several times faster than the pure-Python loader on a big properties file).
+SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml(path: Path, problems: list[str], shown: str) -> Any:
     """Parse one YAML file; a problem naming the file (and line) instead of an exception."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{shown}:{mark.line + 1}" if mark is not None else shown
