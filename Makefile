@@ -74,8 +74,16 @@ cluster-up: ## start the local cluster (CLUSTER=kwok, or kind); kubeconfig in .c
 	hack/cluster/up.sh
 
 .PHONY: cluster-down
-cluster-down: ## stop and delete the local cluster
+cluster-down: postgres-down ## stop and delete the local cluster (and the test PostgreSQL server)
 	hack/cluster/down.sh
+
+.PHONY: postgres-up
+postgres-up: ## start the test PostgreSQL server (Debian's package; loopback only; data in .cluster/postgres)
+	hack/postgres/up.sh
+
+.PHONY: postgres-down
+postgres-down: ## stop the test PostgreSQL server
+	hack/postgres/down.sh
 
 $(PROMTOOL):
 	@command -v apt-get >/dev/null || { echo "promtool is missing and there is no apt-get: install Prometheus' promtool" >&2; exit 1; }
@@ -94,7 +102,7 @@ campaign: $(INSTALLED) cluster-binaries tools ## campaign: generated bad input, 
 	$(BIN)/pytest tests/campaign -q
 
 .PHONY: e2e
-e2e: $(INSTALLED) ## end-to-end tests: example flows through the CLI
+e2e: $(INSTALLED) postgres-up ## end-to-end tests: example flows through the CLI (DuckDB and PostgreSQL)
 	$(BIN)/pytest tests/e2e -q
 
 .PHONY: test

@@ -75,7 +75,16 @@ def test_duckdb_urls(url, path):
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgres://db/x", "unsupported warehouse URL 'postgres://db/x' (supported: duckdb://)"),
+        (
+            "mysql://db/x",
+            "unsupported warehouse URL 'mysql://db/x' (supported: duckdb://, postgresql://)",
+        ),
+        ("postgres://db/x", "a PostgreSQL URL looks like postgresql://user@host:5432/database"),
+        (
+            "postgresql://kascade@127.0.0.1:1/x",
+            "cannot connect to warehouse postgresql://kascade@127.0.0.1:1/x: connection failed: "
+            'connection to server at "127.0.0.1", port 1 failed: Connection refused',
+        ),
         ("duckdb://host/x", "a DuckDB URL looks like duckdb:///path/to/file.duckdb"),
         ("duckdb:///", "names no file"),
         ("duckdb:////no/such/dir/w.duckdb", "folder /no/such/dir does not exist"),

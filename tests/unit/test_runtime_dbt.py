@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -414,8 +415,38 @@ def test_the_warehouse_becomes_a_dbt_target():
         "schema": "main",
         "threads": 1,
     }
-    with pytest.raises(CannotStart, match="no dbt adapter for warehouse URL 'postgres://db/x'"):
-        target_for("postgres://db/x")
+    assert target_for("postgresql://kascade@db.svc:5433/shop?schema=analytics&sslmode=require") == {
+        "type": "postgres",
+        "host": "db.svc",
+        "port": 5433,
+        "user": "kascade",
+        "dbname": "shop",
+        "schema": "analytics",
+        "sslmode": "require",
+        "password": "{{ env_var('PGPASSWORD', '') }}",  # read by dbt, never written
+        "threads": 1,
+    }
+    assert target_for("postgres://u@h/d")["schema"] == "public"
+    with pytest.raises(CannotStart, match="no dbt adapter for warehouse URL 'mysql://db/x'"):
+        target_for("mysql://db/x")
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql://u:hunter2@h/d", "holds a password: the URL is shown in statuses"),
+        ("postgresql://h/d", "looks like postgresql://user@host:5432/database"),
+        ("postgresql://u@h/d/e", "looks like postgresql://user@host:5432/database"),
+        ("postgresql://u@h/d?search_path=x", "unknown option `search_path`"),
+        ("postgresql://u@h/d?sslmode=sometimes", "sslmode `sometimes` is not one of"),
+        ("postgresql://u@h/d?connect_timeout=0", "connect_timeout is whole seconds"),
+        ("postgresql://u@h:70000/d", "Port out of range"),
+    ],
+)
+def test_a_postgres_url_kascade_cannot_use_names_what_is_wrong(url: str, said: str):
+    with pytest.raises(CannotStart, match=re.escape(said)) as raised:
+        target_for(url)
+    assert "hunter2" not in str(raised.value)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from kascade.cli.cluster_commands import cluster_rerun
 from kascade.cli.console import console_for, stderr
 from kascade.cli.loading import project_dir
 from kascade.cli.progress import PHASE_STYLE, LineReporter, LiveReporter, elapsed, format_seconds
-from kascade.contract.warehouse import absolute_url
+from kascade.contract.warehouse import PASSWORD_ENV, absolute_url
 from kascade.engine.manifests import load_flow
 from kascade.engine.parameters import parse_assignments
 from kascade.engine.progress import progress
@@ -37,6 +38,29 @@ state_dir_option = click.option(
     help="Where run records, logs and the embedded warehouse live.",
 )
 local_option = click.option("--local", is_flag=True, help="Run on this machine (no cluster).")
+
+
+def _password_from_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    """Put the warehouse password of a file into the environment the tasks inherit
+    (PGPASSWORD), never into a URL, a record or the output."""
+    if value is None:
+        return
+    try:
+        password = value.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as err:
+        raise click.BadParameter(f"cannot read {value}: {err}", ctx, param) from err
+    if not password:
+        raise click.BadParameter(f"{value} is empty", ctx, param)
+    os.environ[PASSWORD_ENV] = password
+
+
+password_file_option = click.option(
+    "--warehouse-password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=_password_from_file,
+    expose_value=False,
+    help=f"A file holding the warehouse's password (else ${PASSWORD_ENV} is used).",
+)
 output_option = click.option(
     "-o",
     "--output",
@@ -126,6 +150,7 @@ def _summary(record: RunRecord, console: Console) -> None:
 @click.option(
     "--warehouse", help="Warehouse URL (default: duckdb:///<state-dir>/warehouse.duckdb)."
 )
+@password_file_option
 @state_dir_option
 @output_option
 def run(
@@ -157,6 +182,7 @@ def run(
 @click.option("--task", "task", metavar="T", help="Rerun one task (the rest is reused).")
 @click.option("--downstream", is_flag=True, help="With --task: also rerun its descendants.")
 @click.option("--wait", is_flag=True, help="On a cluster: follow the rerun to its end.")
+@password_file_option
 @state_dir_option
 @output_option
 @namespace_option
@@ -241,6 +267,7 @@ def _brief(record: RunRecord) -> dict[str, str | None]:
 
 @click.command()
 @click.option("--warehouse", help="Warehouse URL (default: the state dir's embedded one).")
+@password_file_option
 @state_dir_option
 def tables(warehouse: str | None, state_dir: Path) -> None:
     """List the tables and views of a warehouse with their row counts."""

@@ -1,14 +1,21 @@
 """Warehouse URLs as tasks receive them in $KASCADE_WAREHOUSE: `duckdb:///path` for the
-embedded default (another adapter adds its scheme here and its class in the runtime)."""
+embedded default, `postgresql://user@host:port/database?schema=S&sslmode=M` for a
+PostgreSQL server. A URL never holds a password: it is shown in statuses, logs and
+`kascade plan`; the password reaches a task as PGPASSWORD (a Secret's key on a cluster)."""
 
 from __future__ import annotations
 
 import os
-from urllib.parse import urlparse
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
 
 from kascade.contract import ContractError
 
-SCHEMES = ("duckdb",)
+SCHEMES = ("duckdb", "postgresql", "postgres")
+POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
+PASSWORD_ENV = "PGPASSWORD"
+_POSTGRES_OPTIONS = frozenset({"schema", "sslmode", "connect_timeout"})
+_SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
 _DUCKDB = "duckdb:///"
 
 
@@ -39,6 +46,71 @@ def check_url(url: str) -> None:
         raise WarehouseURLError(f"unsupported warehouse URL {url!r} (supported: {known})")
     if scheme == "duckdb":
         duckdb_path(url)
+    else:
+        postgres_settings(url)
+
+
+def postgres_settings(url: str) -> dict[str, Any]:
+    """The connection settings of a postgresql:// URL: host, port, user, dbname, schema
+    (default `public`), and sslmode or connect_timeout when given. A password in the URL
+    is refused (it would be shown wherever the URL is)."""
+    parsed = urlparse(url)
+    shown = _without_password(parsed)
+    if parsed.scheme not in POSTGRES_SCHEMES:
+        raise WarehouseURLError(f"a PostgreSQL URL starts with postgresql://, not {shown!r}")
+    if parsed.password is not None:
+        raise WarehouseURLError(
+            f"warehouse URL {shown!r} holds a password: the URL is shown in statuses and "
+            f"logs, so give the password as {PASSWORD_ENV} (locally: the environment or "
+            "--warehouse-password-file; on a cluster: spec.warehouse.passwordSecretRef)"
+        )
+    try:
+        port = parsed.port or 5432
+    except ValueError as err:
+        raise WarehouseURLError(f"warehouse URL {shown!r}: {err}") from err
+    database = parsed.path.lstrip("/")
+    if not parsed.hostname or not parsed.username or not database or "/" in database:
+        raise WarehouseURLError(
+            f"a PostgreSQL URL looks like postgresql://user@host:5432/database, not {shown!r}"
+        )
+    options = parse_qs(parsed.query, keep_blank_values=True)
+    unknown = sorted(set(options) - _POSTGRES_OPTIONS)
+    if unknown:
+        allowed = ", ".join(sorted(_POSTGRES_OPTIONS))
+        raise WarehouseURLError(
+            f"warehouse URL {shown!r}: unknown option `{unknown[0]}` (allowed: {allowed})"
+        )
+    settings: dict[str, Any] = {
+        "host": parsed.hostname,
+        "port": port,
+        "user": unquote(parsed.username),
+        "dbname": unquote(database),
+        "schema": options.get("schema", ["public"])[-1] or "public",
+    }
+    sslmode = options.get("sslmode", [None])[-1]
+    if sslmode is not None:
+        if sslmode not in _SSLMODES:
+            raise WarehouseURLError(
+                f"warehouse URL {shown!r}: sslmode `{sslmode}` is not one of "
+                + ", ".join(sorted(_SSLMODES))
+            )
+        settings["sslmode"] = sslmode
+    timeout = options.get("connect_timeout", [None])[-1]
+    if timeout is not None:
+        if not timeout.isdigit() or not 0 < int(timeout) <= 3600:
+            raise WarehouseURLError(
+                f"warehouse URL {shown!r}: connect_timeout is whole seconds, 1 to 3600"
+            )
+        settings["connect_timeout"] = int(timeout)
+    return settings
+
+
+def _without_password(parsed: Any) -> str:
+    """The URL as it may be shown: any password replaced by `***`."""
+    if parsed.password is None:
+        return str(parsed.geturl())
+    netloc = parsed.netloc.replace(":" + parsed.password + "@", ":***@", 1)
+    return str(parsed._replace(netloc=netloc).geturl())
 
 
 def absolute_url(url: str, base: str | None = None) -> str:

@@ -1,7 +1,9 @@
 """The dbt profile a task runs with: the warehouse URL mapped to a dbt target, written as
 profiles.yml into a folder of the task's own (never the user's ~/.dbt or the project's).
 
-Another warehouse (PostgreSQL) plugs in by adding its scheme to `target_for`.
+A PostgreSQL URL becomes a dbt-postgres target; its password is never written into the
+file: the profile says `{{ env_var('PGPASSWORD', '') }}` and dbt reads it from the task's
+environment (a Secret's key on a cluster).
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ from urllib.parse import urlparse
 
 import yaml
 
+from kascade.contract.warehouse import (
+    PASSWORD_ENV,
+    POSTGRES_SCHEMES,
+    WarehouseURLError,
+    postgres_settings,
+)
 from kascade.runtime.errors import CannotStart
 from kascade.runtime.warehouse import duckdb_path
 
@@ -27,7 +35,24 @@ def target_for(url: str) -> dict[str, Any]:
     scheme = urlparse(url).scheme
     if scheme == "duckdb":
         return _duckdb_target(url)
-    raise CannotStart(f"no dbt adapter for warehouse URL {url!r} (supported: duckdb://)")
+    if scheme in POSTGRES_SCHEMES:
+        return _postgres_target(url)
+    raise CannotStart(
+        f"no dbt adapter for warehouse URL {url!r} (supported: duckdb://, postgresql://)"
+    )
+
+
+def _postgres_target(url: str) -> dict[str, Any]:
+    try:
+        settings = postgres_settings(url)
+    except WarehouseURLError as err:
+        raise CannotStart(str(err)) from err
+    return {
+        "type": "postgres",
+        **settings,
+        "password": "{{ env_var('" + PASSWORD_ENV + "', '') }}",
+        "threads": THREADS,
+    }
 
 
 def _duckdb_target(url: str) -> dict[str, Any]:

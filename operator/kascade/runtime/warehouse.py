@@ -1,5 +1,5 @@
-"""Warehouse adapters, chosen by URL scheme. `duckdb:///path` is the embedded default;
-another adapter (PostgreSQL) plugs in by adding a class and a scheme to ADAPTERS."""
+"""Warehouse adapters, chosen by URL scheme: `duckdb:///path` (the embedded default) and
+`postgresql://user@host:port/database?schema=S` (psycopg; the password from PGPASSWORD)."""
 
 from __future__ import annotations
 
@@ -120,17 +120,77 @@ class DuckDBWarehouse:
         self.connection.close()
 
 
-ADAPTERS = {"duckdb": DuckDBWarehouse}
+class PostgresWarehouse:
+    """A PostgreSQL database: many tasks write at once, each in its own connection."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        try:
+            settings = contract_warehouse.postgres_settings(url)
+        except contract_warehouse.WarehouseURLError as err:
+            raise WarehouseError(str(err)) from err
+        self.schema = settings.pop("schema")
+        try:
+            self.connection = psycopg.connect(
+                **settings,
+                password=os.environ.get(contract_warehouse.PASSWORD_ENV) or None,
+                autocommit=True,
+            )
+        except psycopg.Error as err:
+            raise WarehouseError(f"cannot connect to warehouse {url}: {_first_line(err)}") from err
+
+    def quote(self, *parts: str) -> str:
+        return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
+
+    def run_in_transaction(self, statements: Sequence[str]) -> None:
+        import psycopg
+
+        try:
+            with self.connection.transaction():
+                for statement in statements:
+                    self.connection.execute(statement.encode())
+        except psycopg.Error as err:
+            raise WarehouseError(_first_line(err)) from err
+
+    def scalar(self, query: str) -> Any:
+        row = self.connection.execute(query.encode()).fetchone()
+        return row[0] if row else None
+
+    def relations(self) -> list[tuple[str, str, str]]:
+        rows = self.connection.execute(
+            "select table_schema, table_name, table_type from information_schema.tables "
+            "where table_schema not in ('pg_catalog', 'information_schema') order by 1, 2"
+        ).fetchall()
+        return [(str(s), str(n), "view" if t == "VIEW" else "table") for s, n, t in rows]
+
+    def kind_of(self, schema: str, name: str) -> str | None:
+        row = self.connection.execute(
+            "select table_type from information_schema.tables "
+            "where table_schema = %s and table_name = %s",
+            (schema, name),
+        ).fetchone()
+        if row is None:
+            return None
+        return "view" if row[0] == "VIEW" else "table"
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def open_warehouse(url: str) -> Warehouse:
     """Connect to the warehouse a URL names; WarehouseError names the URL when it cannot."""
-    parsed = urlparse(url)
-    adapter = ADAPTERS.get(parsed.scheme)
-    if adapter is None:
-        known = ", ".join(f"{scheme}://" for scheme in ADAPTERS)
-        raise WarehouseError(f"unsupported warehouse URL {url!r} (supported: {known})")
-    return adapter(duckdb_path(url))
+    scheme = urlparse(url).scheme
+    if scheme == "duckdb":
+        return DuckDBWarehouse(duckdb_path(url))
+    if scheme in contract_warehouse.POSTGRES_SCHEMES:
+        return PostgresWarehouse(url)
+    raise WarehouseError(f"unsupported warehouse URL {url!r} (supported: duckdb://, postgresql://)")
 
 
 def duckdb_path(url: str) -> str:
