@@ -215,3 +215,28 @@ def test_a_password_in_the_url_is_refused_before_anything_runs(tmp_path: Path) -
     assert "holds a password" in ran.stderr
     assert "s3cret" not in ran.stdout + ran.stderr
     assert not (tmp_path / "state").exists() or not any((tmp_path / "state").rglob("*.json"))
+
+
+def test_a_flows_own_warehouse_is_used_with_the_password_given_locally(
+    server: Postgres, database: str, tmp_path: Path
+) -> None:
+    flow = (
+        "apiVersion: kascade.io/v1alpha1\nkind: Flow\nmetadata: {name: own}\nspec:\n"
+        "  warehouse:\n    type: postgres\n    host: 127.0.0.1\n"
+        f"    port: {server.port}\n    database: {database}\n    schema: analytics\n"
+        "    user: kascade\n    passwordSecretRef: {name: warehouse, key: password}\n"
+        "  nodes:\n    - name: all\n      transformation: {}\n"
+    )
+    project = write_project(
+        tmp_path / "project",
+        {"models/one.sql": "{{ config(materialized='table') }}\nselect 1 as x", "flow.yaml": flow},
+    )
+    command = [sys.executable, "-m", "kascade", "run", str(project / "flow.yaml"), "--local"]
+    command += ["--state-dir", str(tmp_path / "state"), "-o", "json"]
+    command += ["--warehouse-password-file", str(server.password_file)]
+    ran = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, check=False, env=without_password()
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert relations(server, database) == {"analytics.one": "BASE TABLE"}
+    assert server.password not in ran.stdout + ran.stderr

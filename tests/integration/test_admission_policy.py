@@ -369,6 +369,16 @@ def test_a_flow_may_hand_its_tasks_only_secrets_the_user_may_read(
     )
     message = refused(limited, ns, by_env_from)
     assert f"you may not read Secret api in namespace {ns}" in message
+    by_warehouse = flow("by-warehouse")
+    by_warehouse["spec"]["warehouse"] = {
+        "type": "postgres",
+        "host": "pg.data.svc",
+        "database": "shop",
+        "user": "kascade",
+        "passwordSecretRef": {"name": "db", "key": "password"},
+    }
+    message = refused(limited, ns, by_warehouse)
+    assert f"you may not read Secret db in namespace {ns} (get on secrets/db)" in message
     # ConfigMaps are not checked.
     assert passes(
         limited, ns, flow("configs", defaults={"envFrom": [{"configMapRef": {"name": "x"}}]})
@@ -389,6 +399,7 @@ def test_a_flow_may_hand_its_tasks_only_secrets_the_user_may_read(
     )
     assert passes(limited, ns, by_env) == "flow.kascade.io/by-env"
     assert passes(limited, ns, by_env_from) == "flow.kascade.io/by-env-from"
+    assert passes(limited, ns, by_warehouse) == "flow.kascade.io/by-warehouse"
     assert passes(limited, ns, everything) == "flow.kascade.io/everything"
     assert passes(limited, ns, run("everything"))
     # ...and the admin passes with Secrets nobody granted it by name.

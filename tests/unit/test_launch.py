@@ -101,6 +101,53 @@ def test_a_flows_own_warehouse_variable_wins():
     )
 
 
+def test_a_flows_warehouse_reaches_its_tasks_with_the_password_from_its_secret():
+    spec = flow(
+        warehouse={
+            "type": "postgres",
+            "host": "pg.data.svc",
+            "database": "shop",
+            "user": "kascade",
+            "sslmode": "require",
+            "passwordSecretRef": {"name": "warehouse", "key": "password"},
+        },
+        nodes=[{"name": "load", "script": {"name": "load_raw"}}],
+    ).spec
+    settings = task_settings(spec, TASK)
+    started = launch(TASK, settings, 1, RUN, launch_context(RUN, {}, {}), "duckdb:///default")
+    url = "postgresql://kascade@pg.data.svc:5432/shop?schema=public&sslmode=require"
+    assert started.contract["KASCADE_WAREHOUSE"] == url  # the Flow's, over the operator's
+    assert started.env == (
+        {
+            "name": "PGPASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "warehouse", "key": "password"}},
+        },
+    )
+    # a task's own PGPASSWORD wins, as any env entry of the task does
+    own = {**settings, "env": [{"name": "PGPASSWORD", "value": "x"}]}
+    assert launch(TASK, own, 1, RUN, launch_context(RUN, {}, {})).env == (
+        {"name": "PGPASSWORD", "value": "x"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("warehouse", "said"),
+    [
+        ({"type": "postgres", "host": "h"}, "a postgres warehouse needs database, user"),
+        ({"type": "duckdb"}, "a duckdb warehouse needs path"),
+        ({"type": "mysql", "host": "h"}, "Input should be 'postgres' or 'duckdb'"),
+        (
+            {"type": "postgres", "host": "h", "database": "d", "user": "u", "password": "x"},
+            "Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_a_warehouse_kascade_cannot_use_is_refused_naming_the_field(warehouse, said):
+    with pytest.raises(ValueError, match=said) as raised:
+        flow(warehouse=warehouse, nodes=[{"name": "load", "script": {"name": "load_raw"}}])
+    assert "spec.warehouse" in str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("settings", "named"),
     [

@@ -31,6 +31,7 @@ from kascade.api.core import (
 from kascade.api.enums import ConcurrencyPolicy, Frequency, ParameterType, RunPhase, TriggerRule
 from kascade.api.markers import cel, unique_by_name
 from kascade.api.meta import DNS_SUBDOMAIN, GENERATION_MAX, Condition, NamedObjectMeta
+from kascade.api.warehouse import Warehouse
 
 NODE_NAME = r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$"
 NODE_NAME_MAX = 63
@@ -468,6 +469,11 @@ class FlowSpec(ApiModel):
     )
     defaults: TaskSettings | None = Field(
         default=None, description="Settings every task inherits; a node may override them."
+    )
+    warehouse: Warehouse | None = Field(
+        default=None,
+        description="Where the dbt tasks build and scripts find their tables; absent means "
+        "the operator's default (a DuckDB file of each task pod's own, unless configured).",
     )
     vars: dict[str, Any] | None = Field(
         default=None,

@@ -11,6 +11,7 @@ from kascade.api.base import ApiModel, StatusModel
 from kascade.api.enums import TaskPhase, TaskType, TriggerRule
 from kascade.api.flow import TaskSettings
 from kascade.api.meta import DNS_SUBDOMAIN, GENERATION_MAX, ObjectMeta
+from kascade.api.warehouse import SecretKeyRef
 
 OUTPUTS_MAX_BYTES = 4096
 ATTEMPTS_MAX = 10_000
@@ -62,6 +63,14 @@ class TaskSpec(TaskSettings):
         default=None, description="Child run parameters of a flow task."
     )
     wait: bool | None = Field(default=None, description="Flow task: wait for the child run.")
+    warehouse: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="The Flow's warehouse as the task receives it (a URL without password).",
+    )
+    warehouse_password: SecretKeyRef | None = Field(
+        default=None, description="The Secret key the task's PGPASSWORD comes from."
+    )
 
 
 class Attempt(StatusModel):

@@ -15,6 +15,7 @@ from typing import Any
 
 from kascade.api import FlowSpec, TaskSettings, TaskType
 from kascade.contract import env as contract_env
+from kascade.contract.warehouse import PASSWORD_ENV
 from kascade.engine.ancestry import MAX_FLOW_DEPTH, child_flow_problem
 from kascade.engine.errors import KascadeError
 from kascade.engine.plan import PlannedTask, node_of
@@ -101,6 +102,10 @@ def task_settings(spec: FlowSpec, task: PlannedTask) -> dict[str, Any]:
     if node.flow is not None:
         settings["parameters"] = dict(node.flow.parameters or {})
         settings["wait"] = node.flow.wait
+    elif spec.warehouse is not None:  # what the task's process needs of the warehouse
+        settings["warehouse"] = spec.warehouse.url()
+        if spec.warehouse.password_secret_ref is not None:
+            settings["warehousePassword"] = spec.warehouse.password_secret_ref.to_wire()
     return settings
 
 
@@ -147,6 +152,8 @@ def launch(
         for index, text in enumerate(settings.get("args") or [])
     )
     env = tuple(_env_var(var, context, where) for var in settings.get("env") or [])
+    env += _warehouse_password(settings, env)
+    warehouse = settings.get("warehouse") or warehouse
     if settings.get("vars"):
         rendered_vars = _rendered_value(settings["vars"], context, f"{where}: vars")
         args += ("--vars", json.dumps(rendered_vars, sort_keys=True))
@@ -176,6 +183,18 @@ def launch(
         settings=settings,
         contract=values,
     )
+
+
+def _warehouse_password(
+    settings: Mapping[str, Any], env: tuple[dict[str, Any], ...]
+) -> tuple[dict[str, Any], ...]:
+    """PGPASSWORD from the Flow's warehouse Secret key, unless the task's env sets it: the
+    password reaches the process from the Secret and is copied nowhere else."""
+    ref = settings.get("warehousePassword")
+    if not ref or any(var.get("name") == PASSWORD_ENV for var in env):
+        return ()
+    selector = {"name": ref["name"], "key": ref["key"]}
+    return ({"name": PASSWORD_ENV, "valueFrom": {"secretKeyRef": selector}},)
 
 
 def _env_var(var: Mapping[str, Any], context: Mapping[str, Any], where: str) -> dict[str, Any]:

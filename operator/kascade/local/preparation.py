@@ -44,6 +44,9 @@ def new_run(
     context = run_context(
         name=run_id, flow=name, run_type=RunType.MANUAL.value, scheduled_time=None, created=created
     )
+    # --warehouse, else the Flow's spec.warehouse, else the state dir's DuckDB file
+    spec_warehouse = flow.spec.warehouse.url() if flow.spec.warehouse is not None else None
+    chosen = warehouse or spec_warehouse or default_warehouse(state)
     parameters: dict[str, Any] = {}
     start_error = None
     try:
@@ -55,15 +58,24 @@ def new_run(
         flow=name,
         flow_file=str(flow_file.resolve()) if flow_file else None,
         project=str(project_dir.resolve()),
-        warehouse=warehouse or default_warehouse(state),
+        warehouse=chosen,
         parameters=parameters,
         max_parallel_tasks=flow.spec.max_parallel_tasks,
         fail_fast=flow.spec.fail_fast,
         timeout_seconds=flow.spec.timeout_seconds,
         start_error=start_error,
         created_at=created,
-        tasks=[task_record(t, task_settings(flow.spec, t)) for t in (*plan.tasks, *plan.hooks)],
+        tasks=[
+            task_record(t, _local(task_settings(flow.spec, t))) for t in (*plan.tasks, *plan.hooks)
+        ],
     )
+
+
+def _local(settings: dict[str, Any]) -> dict[str, Any]:
+    """A task's settings for a local run: the run's warehouse is the record's (chosen
+    once for the run), not a per-task copy of the Flow's."""
+    settings.pop("warehouse", None)
+    return settings
 
 
 def new_rerun(
