@@ -146,6 +146,34 @@ def test_a_flow_can_override_image_security_and_warehouse():
     assert warehouses == [{"name": "KASCADE_WAREHOUSE", "value": "postgres://x"}]
 
 
+def test_task_pods_go_where_the_flow_places_them():
+    placement = {
+        "nodeSelector": {"kubernetes.io/hostname": "real-node"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "data"}],
+        "imagePullSecrets": [{"name": "regcred"}],
+    }
+    pod = job_body(attempt(), launch(settings=placement), "img:1")["spec"]["template"]["spec"]
+    assert {key: pod[key] for key in placement} == placement
+    unplaced = job_body(attempt(), launch(), "img:1")["spec"]["template"]["spec"]
+    assert not set(placement) & set(unplaced)
+
+
+def test_a_flows_warehouse_password_reaches_the_pod_only_as_a_secret_reference():
+    settings = {
+        "warehouse": "postgresql://kascade@pg:5432/shop?schema=public",
+        "warehousePassword": {"name": "warehouse", "key": "password"},
+    }
+    container = job_body(attempt(), launch(settings=settings), "img:1")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    env = {var["name"]: var for var in container["env"]}
+    assert env["KASCADE_WAREHOUSE"]["value"] == settings["warehouse"]
+    assert env["PGPASSWORD"] == {
+        "name": "PGPASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "warehouse", "key": "password"}},
+    }
+
+
 def job(conditions=None, **status):
     return job_facts(
         {

@@ -491,3 +491,73 @@ class SecurityContext(CoreModel):
         if self.privileged and self.allow_privilege_escalation is False:
             raise ValueError("allowPrivilegeEscalation cannot be false when privileged is true")
         return self
+
+
+# --- placement ------------------------------------------------------------------------
+
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+"""A label key: an optional DNS-subdomain prefix and `/`, then a name."""
+LABEL_KEY_MAX = 317
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+LABEL_VALUE_MAX = 63
+MAX_TOLERATIONS = 50
+MAX_NODE_SELECTOR = 50
+MAX_PULL_SECRETS = 20
+
+
+class Toleration(CoreModel):
+    """A core/v1 Toleration: the task pods may run on nodes with a matching taint."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!has(self.operator) || self.operator != 'Exists' || !has(self.value) "
+                "|| self.value == ''",
+                "a toleration with operator Exists takes no value",
+            ),
+            (
+                "has(self.key) || (has(self.operator) && self.operator == 'Exists')",
+                "a toleration without key must have operator Exists (it tolerates every taint)",
+            ),
+        )
+    )
+
+    key: str | None = Field(
+        default=None, max_length=LABEL_KEY_MAX, pattern=LABEL_KEY, description="Taint key."
+    )
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Equal (the default) or Exists."
+    )
+    value: str | None = Field(
+        default=None, max_length=LABEL_VALUE_MAX, pattern=LABEL_VALUE, description="Taint value."
+    )
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="The taint effect matched; empty matches all."
+    )
+    toleration_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**31 - 1,
+        description="NoExecute: how long the pod stays after the taint appears.",
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("a toleration with operator Exists takes no value")
+        if self.key is None and self.operator != "Exists":
+            raise ValueError(
+                "a toleration without key must have operator Exists (it tolerates every taint)"
+            )
+        return self
+
+
+class PullSecret(CoreModel):
+    """A Secret of the namespace the kubelet pulls the task image with."""
+
+    name: str = Field(
+        max_length=DNS_SUBDOMAIN_MAX, pattern=DNS_SUBDOMAIN, description="Name of the Secret."
+    )

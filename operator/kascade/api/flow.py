@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -20,12 +21,21 @@ from pydantic.config import JsonDict
 
 from kascade.api.base import ApiModel, StatusModel
 from kascade.api.core import (
+    LABEL_KEY,
+    LABEL_KEY_MAX,
+    LABEL_VALUE,
+    LABEL_VALUE_MAX,
+    MAX_NODE_SELECTOR,
+    MAX_PULL_SECRETS,
+    MAX_TOLERATIONS,
     EnvFromSource,
     EnvVar,
     NulFreeStr,
     PodMetadata,
+    PullSecret,
     ResourceRequirements,
     SecurityContext,
+    Toleration,
     without_nul,
 )
 from kascade.api.enums import ConcurrencyPolicy, Frequency, ParameterType, RunPhase, TriggerRule
@@ -33,6 +43,9 @@ from kascade.api.markers import cel, unique_by_name
 from kascade.api.meta import DNS_SUBDOMAIN, GENERATION_MAX, Condition, NamedObjectMeta
 from kascade.api.warehouse import Warehouse
 
+NodeSelectorValue = Annotated[
+    str, StringConstraints(max_length=LABEL_VALUE_MAX, pattern=LABEL_VALUE, strict=True)
+]
 NODE_NAME = r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$"
 NODE_NAME_MAX = 63
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -270,6 +283,36 @@ class TaskSettings(ApiModel):
         default=None,
         description="Container securityContext; replaces the restricted profile default.",
     )
+    node_selector: dict[str, NodeSelectorValue] | None = Field(
+        default=None,
+        max_length=MAX_NODE_SELECTOR,
+        description="Labels a node must have to run the task pods (a node's map replaces "
+        "the defaults').",
+        json_schema_extra=cel(
+            (
+                f"self.all(k, size(k) <= {LABEL_KEY_MAX} && k.matches('{LABEL_KEY}'))",
+                "nodeSelector keys are label keys (prefix/name)",
+            )
+        ),
+    )
+    tolerations: list[Toleration] | None = Field(
+        default=None,
+        max_length=MAX_TOLERATIONS,
+        description="Taints the task pods tolerate (core/v1 Toleration list).",
+    )
+    image_pull_secrets: list[PullSecret] | None = Field(
+        default=None,
+        max_length=MAX_PULL_SECRETS,
+        description="Secrets the kubelet pulls the task image with.",
+    )
+
+    @field_validator("node_selector")
+    @classmethod
+    def _label_keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key in value or {}:
+            if len(key) > LABEL_KEY_MAX or not re.match(LABEL_KEY, key):
+                raise ValueError(f"nodeSelector key {key!r} is not a label key (prefix/name)")
+        return value
 
 
 class Transformation(ApiModel):

@@ -106,6 +106,9 @@ def job_body(attempt: ClusterAttempt, launch: Launch, default_image: str) -> dic
     }
     if settings.get("serviceAccountName"):
         pod_spec["serviceAccountName"] = settings["serviceAccountName"]
+    for placement in ("nodeSelector", "tolerations", "imagePullSecrets"):
+        if settings.get(placement):
+            pod_spec[placement] = settings[placement]
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,
         "template": {
