@@ -49,8 +49,18 @@ def setup_flow(
     **spec: Any,
 ) -> None:
     project = write_project(tmp_path / "project", files or PROJECT)
+    # kwok's pods run nothing, so dbt's parse state (seconds of `dbt parse` per push,
+    # which a schedule test cannot spare before its minute) is left out here.
     pushed = kascade(
-        cluster, "project", "push", str(project), "--name", f"{name}-project", "-n", namespace
+        cluster,
+        "project",
+        "push",
+        str(project),
+        "--name",
+        f"{name}-project",
+        "-n",
+        namespace,
+        "--no-dbt-parse",
     )
     assert pushed.returncode == 0, pushed.stderr
     body = manifest(nodes, name=name, project={"configMap": f"{name}-project"}, **spec)
