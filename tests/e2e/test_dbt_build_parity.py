@@ -22,6 +22,27 @@ def copy_shop(target: Path) -> Path:
     return target
 
 
+def dbt_build(project: Path, profiles: Path, env: dict[str, str] | None = None) -> None:
+    """`dbt build` of a project as a user runs it, with the profiles of `profiles`."""
+    built = subprocess.run(
+        [
+            str(BIN / "dbt"),
+            "build",
+            "--profiles-dir",
+            str(profiles),
+            "--no-send-anonymous-usage-stats",
+            "--no-version-check",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    assert built.returncode == 0, built.stdout[-3000:]
+
+
 def relations(connection: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, str]:
     rows = connection.execute(
         "select table_schema, table_name, table_type from information_schema.tables "
@@ -52,22 +73,7 @@ def test_kascade_leaves_the_relations_dbt_build_leaves(tmp_path: Path):
         f"    dev: {{type: duckdb, path: '{theirs}', schema: main, threads: 4}}\n",
         encoding="utf-8",
     )
-    built = subprocess.run(
-        [
-            str(BIN / "dbt"),
-            "build",
-            "--profiles-dir",
-            str(profiles),
-            "--no-send-anonymous-usage-stats",
-            "--no-version-check",
-        ],
-        cwd=theirs_project,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert built.returncode == 0, built.stdout[-3000:]
+    dbt_build(theirs_project, profiles)
 
     ours_project = copy_shop(tmp_path / "kascade")
     state = tmp_path / "state"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from tests.e2e.test_dbt_build_parity import BIN, copy_shop
+from tests.e2e.test_dbt_build_parity import copy_shop, dbt_build
 from tests.postgres import Postgres, running_server
 from tests.projects import write_project
 
@@ -100,23 +100,7 @@ def test_the_example_leaves_what_dbt_build_leaves_and_shows_no_password(
             f"      dbname: {theirs_database}\n      schema: public\n      threads: 4\n",
             encoding="utf-8",
         )
-        built = subprocess.run(
-            [
-                str(BIN / "dbt"),
-                "build",
-                "--profiles-dir",
-                str(profiles),
-                "--no-send-anonymous-usage-stats",
-                "--no-version-check",
-            ],
-            cwd=theirs,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env={**os.environ, "PGPASSWORD": server.password},
-        )
-        assert built.returncode == 0, built.stdout[-3000:]
+        dbt_build(theirs, profiles, env={**os.environ, "PGPASSWORD": server.password})
         found = relations(server, database)
         assert found == relations(server, theirs_database)
         assert len(found) == 17

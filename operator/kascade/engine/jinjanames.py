@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from jinja2 import nodes
 
@@ -32,7 +33,7 @@ class DbtNames:
     context: frozenset[str]
     packages: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def macros(self) -> frozenset[str]:
         """Every macro of dbt's own packages (callable by plain name)."""
         return frozenset().union(*self.packages.values())
@@ -104,8 +105,8 @@ def unknown_call(
     if call.package is None:
         if call.name in dbt.context or call.name in JINJA_GLOBALS:
             return None
-        visible = macros.get(root, frozenset()) | macros.get(package, frozenset()) | dbt.macros
-        if call.name in visible:
+        visible = (dbt.macros, macros.get(root, frozenset()), macros.get(package, frozenset()))
+        if any(call.name in names for names in visible):
             return None
         elsewhere = sorted(name for name, names in macros.items() if call.name in names)
         if elsewhere:

@@ -72,9 +72,20 @@ def command(
     kind: str, selection: Sequence[str], project_dir: str, profiles_dir: str, log_dir: str
 ) -> list[str]:
     """The whole dbt command line (without the leading `dbt`) of a task."""
+    # with one invocation per task, manifest.json and run_results.json would hold one
+    # resource; the Run's status holds every result
     return [
         VERBS[kind],
         *selection,
+        *invocation_flags(project_dir, profiles_dir, log_dir),
+        "--no-write-json",
+    ]
+
+
+def invocation_flags(project_dir: str, profiles_dir: str, log_dir: str) -> list[str]:
+    """The flags every dbt invocation of kascade's takes: its project, kascade's own
+    profile, its log folder, partial parsing, and nothing sent over the network."""
+    return [
         "--project-dir",
         project_dir,
         "--profiles-dir",
@@ -93,5 +104,4 @@ def command(
         "--no-send-anonymous-usage-stats",
         "--no-version-check",
         "--no-use-colors",
-        "--no-write-json",
     ]

@@ -25,8 +25,8 @@ from typing import Any
 
 from kascade.contract.archive import MAX_ARCHIVE_BYTES, ArchiveError, pack, unpack
 from kascade.engine.dbtmanifest import MANIFEST, PUSHED_MANIFEST, slim_manifest
-from kascade.runtime import dbtresults
-from kascade.runtime.dbtprofile import PROFILE, TARGET, write_profiles
+from kascade.runtime import dbtargs, dbtresults
+from kascade.runtime.dbtprofile import write_profiles
 from kascade.runtime.errors import TaskError
 
 STATE_DIR = ".kascade-push/dbt"
@@ -64,28 +64,9 @@ def parse_state(project: Path, warehouse_url: str, folder: str) -> dict[str, byt
 def _parse(project: str, folder: str) -> None:
     from dbt.cli.main import dbtRunner
 
-    argv = [
-        "parse",
-        "--project-dir",
-        project,
-        "--profiles-dir",
-        folder,
-        "--profile",
-        PROFILE,
-        "--target",
-        TARGET,
-        "--log-path",
-        os.path.join(folder, "logs"),
-        "--log-level-file",
-        "none",
-        "--log-level",
-        "none",
-        "--partial-parse",
-        "--write-json",
-        "--no-send-anonymous-usage-stats",
-        "--no-version-check",
-        "--no-use-colors",
-    ]
+    # quiet (its error is the push's line) and writing the manifest the planner reads
+    argv = ["parse", *dbtargs.invocation_flags(project, folder, os.path.join(folder, "logs"))]
+    argv += ["--log-level", "none", "--write-json"]
     outcome = dbtRunner().invoke(argv)
     if outcome.exception is not None:
         raise ParseStateError(dbtresults.exception_message(outcome.exception, "parse"))
