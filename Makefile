@@ -12,6 +12,9 @@ CLUSTER ?= kwok
 export CLUSTER
 # promtool (checks metrics and alert rules) comes from Debian's prometheus package
 PROMTOOL := /usr/bin/promtool
+# the real node (containerd, runc, CNI plugins) and the runtime image's root filesystem
+# (debootstrap) come from Debian's packages
+NODE_PACKAGES := /usr/bin/containerd /usr/sbin/runc /usr/lib/cni/bridge /usr/sbin/debootstrap
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help
@@ -30,7 +33,7 @@ venv: $(INSTALLED) ## create .venv and install kascade with its dev tools
 DEMO_STATE := .kascade/demo
 
 .PHONY: demo
-demo: $(INSTALLED) cluster-up ## the example flow on the local cluster: operator, run, tables
+demo: $(INSTALLED) runtime-image cluster-up postgres-up ## the example flow on the local cluster: operator, run, tables
 	$(BIN)/kascade lint $(FLOW)
 	hack/demo/up.sh
 
@@ -70,8 +73,20 @@ cluster-binaries: ## build kube-apiserver, etcd, kwok... from the Go module prox
 	hack/cluster/build.sh
 
 .PHONY: cluster-up
-cluster-up: ## start the local cluster (CLUSTER=kwok, or kind); kubeconfig in .cluster/
+cluster-up: cluster-binaries node-packages ## start the local cluster: control plane, kwok's node and a real node; kubeconfig in .cluster/
 	hack/cluster/up.sh
+
+$(NODE_PACKAGES):
+	@command -v apt-get >/dev/null || { echo "$@ is missing and there is no apt-get: install Debian's containerd runc containernetworking-plugins debootstrap" >&2; exit 1; }
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends containerd runc containernetworking-plugins debootstrap iproute2 >/dev/null
+
+.PHONY: node-packages
+node-packages: $(NODE_PACKAGES) ## Debian packages of the real node and the runtime image
+
+.PHONY: runtime-image
+runtime-image: $(INSTALLED) node-packages ## the runtime image without Docker (debootstrap + venv, hack/image/build.sh; cached)
+	hack/image/build.sh
 
 .PHONY: cluster-down
 cluster-down: postgres-down ## stop and delete the local cluster (and the test PostgreSQL server)
@@ -94,15 +109,15 @@ $(PROMTOOL):
 tools: $(PROMTOOL) ## Debian packages the tests need (promtool)
 
 .PHONY: integration
-integration: $(INSTALLED) cluster-binaries tools ## integration tests on the real control plane
+integration: $(INSTALLED) cluster-binaries node-packages tools ## integration tests on the real control plane
 	$(BIN)/pytest tests/integration -q
 
 .PHONY: campaign
-campaign: $(INSTALLED) cluster-binaries tools ## campaign: generated bad input, operator kills, an API server restart (<= 6 min)
+campaign: $(INSTALLED) cluster-binaries node-packages tools ## campaign: generated bad input, operator kills, an API server restart (<= 6 min)
 	$(BIN)/pytest tests/campaign -q
 
 .PHONY: e2e
-e2e: $(INSTALLED) postgres-up ## end-to-end tests: example flows through the CLI (DuckDB and PostgreSQL)
+e2e: $(INSTALLED) cluster-binaries runtime-image postgres-up ## end-to-end tests: example flows through the CLI and on the real node (DuckDB and PostgreSQL)
 	$(BIN)/pytest tests/e2e -q
 
 .PHONY: test

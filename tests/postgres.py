@@ -75,3 +75,17 @@ def running_server() -> Postgres:
             "run `make postgres-up`"
         ) from err
     return server
+
+
+def write_dbt_profiles(server: Postgres, database: str, directory: Path) -> Path:
+    """A profiles.yml for the example project (`shop`) on `database`, as a user of dbt
+    writes one: the password from $PGPASSWORD. Returns the folder."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "profiles.yml").write_text(
+        "shop:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n"
+        f"      host: 127.0.0.1\n      port: {server.port}\n      user: {USER}\n"
+        "      password: \"{{ env_var('PGPASSWORD') }}\"\n"
+        f"      dbname: {database}\n      schema: public\n      threads: 4\n",
+        encoding="utf-8",
+    )
+    return directory

@@ -73,7 +73,7 @@ version_cmd() {
 }
 version_expect() {
   case "$1" in
-    kube-apiserver | kube-controller-manager | kube-scheduler) echo "Kubernetes ${KUBERNETES_VERSION}" ;;
+    kube-apiserver | kube-controller-manager | kube-scheduler | kubelet) echo "Kubernetes ${KUBERNETES_VERSION}" ;;
     kubectl) echo "Client Version: ${KUBECTL_VERSION}" ;;
     etcd) echo "etcd Version: $(ver_nov "${ETCD_VERSION}")" ;;
     kwok | kwokctl) echo "$(ver_nov "${KWOK_VERSION}")" ;;
@@ -89,7 +89,7 @@ is_cached() {
   grep -qF -- "$(version_expect "${name}")" <<<"${out}"
 }
 
-ALL_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm)
+ALL_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd kwok kwokctl helm)
 EXPECTED_MARKER="$(grep -E '^[A-Z_]+=' "${SCRIPT_DIR}/versions.env")"
 
 # fast path: everything present and correct
@@ -217,7 +217,7 @@ need_build() { local b; for b in "$@"; do is_cached "${b}" || return 0; done; re
 # ---------------------------------------------------------------------------
 # 1. Kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
 # ---------------------------------------------------------------------------
-K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
 if need_build "${K8S_BINS[@]}"; then
   t0=${SECONDS}
   log "kubernetes ${KUBERNETES_VERSION}: preparing wrapper module"

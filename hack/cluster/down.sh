@@ -13,6 +13,7 @@ if [[ "${CLUSTER}" == "kind" ]]; then
     kind delete cluster --name "${NAME}"
   fi
 else
+  "${ROOT}/hack/node/down.sh"
   BIN="$("${HERE}/build.sh" --print-bin-dir)"
   export KWOK_WORKDIR="${STATE}/kwok"
   if [[ -x "${BIN}/kwokctl" ]] && "${BIN}/kwokctl" get clusters 2>/dev/null | grep -qx "${NAME}"; then

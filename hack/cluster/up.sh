@@ -5,8 +5,9 @@
 # kwok: kube-apiserver, etcd, kube-controller-manager (all default controllers: the Job
 # controller and the garbage collector among them), kube-scheduler and kwok, started as
 # plain processes by `kwokctl --runtime binary` from the binaries hack/cluster/build.sh
-# builds from the Go module proxy; one fake node. Idempotent: a healthy cluster is left
-# as it is, a stopped one (after a reboot) is started again.
+# builds from the Go module proxy; one fake node (kwok-node-0, for scale) and one real node
+# (kascade-node-0: kubelet, containerd and runc, hack/node/up.sh, for truth). Idempotent: a
+# healthy cluster is left as it is, a stopped one (after a reboot) is started again.
 #
 # Writes .cluster/kubeconfig. Env: KASCADE_CLUSTER_NAME (default kascade).
 set -euo pipefail
@@ -59,6 +60,7 @@ link_kubectl() {
 if exists && healthy; then
   log "cluster ${NAME} is already up; kubeconfig ${KUBECONFIG_OUT}"
   link_kubectl
+  "${ROOT}/hack/node/up.sh"
   exit 0
 fi
 if exists; then
@@ -85,6 +87,21 @@ if ! exists; then
     done
     echo "---"
     cat "${HERE}/kwok-stages.yaml"
+    # kwok fakes only the nodes annotated as fake: the real node's pods are the kubelet's
+    echo "---"
+    cat <<'KWOK'
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+componentsPatches:
+- name: kwok-controller
+  extraArgs:
+  - {key: manage-all-nodes, value: "false"}
+  - {key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake}
+# the real node's name resolves nowhere: reach its kubelet (logs, exec) by its address
+- name: kube-apiserver
+  extraArgs:
+  - {key: kubelet-preferred-address-types, value: InternalIP}
+KWOK
   } >"${CONFIG}"
   t0=${SECONDS}
   log "creating cluster ${NAME} (kubernetes ${KUBERNETES_VERSION}, kwok ${KWOK_VERSION})"
@@ -123,3 +140,4 @@ fi
 "${KUBECTL[@]}" wait --for=create serviceaccount/default -n default --timeout=60s >/dev/null
 link_kubectl
 log "cluster ${NAME} is up: node kwok-node-0 Ready; kubeconfig ${KUBECONFIG_OUT}"
+"${ROOT}/hack/node/up.sh"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo-down`: stop the demo operator and the local cluster.
+# `make demo-down`: stop the demo operator, the local cluster and the PostgreSQL server.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -15,3 +15,4 @@ if [[ -f "${PID_FILE}" ]]; then
   echo "[demo-down] operator stopped"
 fi
 "${ROOT}/hack/cluster/down.sh"
+"${ROOT}/hack/postgres/down.sh"

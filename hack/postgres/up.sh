@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for the tests and the demo (`make postgres-up`): Debian's
 # postgresql package (installed when missing), a database cluster under .cluster/postgres
-# owned by the unprivileged `postgres` user, listening on 127.0.0.1 only. Idempotent: a
+# owned by the unprivileged `postgres` user, listening on 127.0.0.1 (and on the real node's
+# bridge address, 10.88.0.1, when that bridge is up: an address of this machine only). Idempotent: a
 # running server is left as it is. Prints nothing secret; the password of the `kascade`
 # role is in .cluster/postgres/password (mode 600) and reaches tools as PGPASSWORD.
 set -euo pipefail
@@ -55,15 +56,30 @@ if [[ ! -f "${DATA}/PG_VERSION" ]]; then
   rm -f "${SOCKETS}/.pw"
 fi
 
+# The real node's pods (hack/node/up.sh) reach this machine at the node bridge's address,
+# an address of this machine only: listen there too when the bridge is up.
+source "${ROOT}/hack/node/node.env"
+LISTEN=127.0.0.1
+if ip -4 addr show dev "${NODE_BRIDGE}" 2>/dev/null | grep -q "inet ${NODE_HOST_IP}/"; then
+  LISTEN="127.0.0.1,${NODE_HOST_IP}"
+fi
+HBA="host all all ${NODE_POD_SUBNET} scram-sha-256"
+grep -qxF "${HBA}" "${DATA}/pg_hba.conf" || echo "${HBA}" | as_postgres tee -a "${DATA}/pg_hba.conf" >/dev/null
+if as_postgres "${BIN}/pg_ctl" -D "${DATA}" status >/dev/null 2>&1 \
+  && [[ "$(cat "${STATE}/listen" 2>/dev/null)" != "${LISTEN}" ]]; then
+  log "restarting to listen on ${LISTEN}"
+  as_postgres "${BIN}/pg_ctl" -D "${DATA}" -m fast -w stop >/dev/null
+fi
 if as_postgres "${BIN}/pg_ctl" -D "${DATA}" status >/dev/null 2>&1; then
-  log "already running on 127.0.0.1:${PORT}"
+  log "already running on ${LISTEN} port ${PORT}"
 else
-  log "starting on 127.0.0.1:${PORT}"
+  log "starting on ${LISTEN} port ${PORT}"
   as_postgres "${BIN}/pg_ctl" -D "${DATA}" -l "${DATA}/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p ${PORT} -c unix_socket_directories=${SOCKETS} -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    -o "-c listen_addresses=${LISTEN} -p ${PORT} -c unix_socket_directories=${SOCKETS} -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null || { tail -20 "${DATA}/server.log" >&2 || true; fail "the server did not start (log above)"; }
 fi
 echo "${PORT}" > "${STATE}/port"
+echo "${LISTEN}" > "${STATE}/listen"
 PGPASSWORD="$(cat "${STATE}/password")" "${BIN}/pg_isready" -q -h 127.0.0.1 -p "${PORT}" -U kascade -d postgres \
   || fail "the server on 127.0.0.1:${PORT} does not accept connections"
 log "ready: postgresql://kascade@127.0.0.1:${PORT}/postgres (password in ${STATE}/password)"

@@ -18,7 +18,7 @@ import pytest
 from psycopg import sql
 
 from tests.e2e.test_dbt_build_parity import copy_shop, dbt_build
-from tests.postgres import Postgres, running_server
+from tests.postgres import Postgres, running_server, write_dbt_profiles
 from tests.projects import write_project
 
 
@@ -91,15 +91,7 @@ def test_the_example_leaves_what_dbt_build_leaves_and_shows_no_password(
 
     with server.database() as theirs_database:
         theirs = copy_shop(tmp_path / "dbt")
-        profiles = tmp_path / "profiles"
-        profiles.mkdir()
-        (profiles / "profiles.yml").write_text(
-            "shop:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n"
-            f"      host: 127.0.0.1\n      port: {server.port}\n      user: kascade\n"
-            "      password: \"{{ env_var('PGPASSWORD') }}\"\n"
-            f"      dbname: {theirs_database}\n      schema: public\n      threads: 4\n",
-            encoding="utf-8",
-        )
+        profiles = write_dbt_profiles(server, theirs_database, tmp_path / "profiles")
         dbt_build(theirs, profiles, env={**os.environ, "PGPASSWORD": server.password})
         found = relations(server, database)
         assert found == relations(server, theirs_database)

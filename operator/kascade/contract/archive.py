@@ -204,6 +204,15 @@ def unpack(packed: bytes, destination: Path, limit: int = MAX_UNPACKED_BYTES) ->
                 if path.is_absolute() or ".." in path.parts or not member.isfile():
                     raise ArchiveError(f"project archive holds an unsafe entry {member.name!r}")
             destination.mkdir(parents=True, exist_ok=True)
-            tar.extractall(destination, filter="data")
+            # Written member by member with plain modes rather than tar.extractall(filter=...):
+            # the checks above already refuse what that filter would, and its `filter`
+            # argument is missing from Pythons before 3.11.4 (Debian 12's is 3.11.2).
+            for member in members:
+                source = tar.extractfile(member)
+                if source is None:
+                    raise ArchiveError(f"project archive holds an unsafe entry {member.name!r}")
+                target = destination.joinpath(*PurePosixPath(member.name).parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(source.read())
     except (tarfile.TarError, OSError, EOFError) as err:
         raise ArchiveError(f"project archive cannot be unpacked: {err}") from err
