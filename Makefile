@@ -137,6 +137,10 @@ bench: $(INSTALLED) ## benchmarks (figures go to docs/performance.md)
 bench-dbt: $(INSTALLED) ## 200 models: one task per model (warm dbt worker) against one dbt build
 	$(BIN)/python benchmarks/dbt_flow.py
 
+.PHONY: bench-real-node
+bench-real-node: $(INSTALLED) runtime-image cluster-up postgres-up ## the example as real pods on PostgreSQL, against dbt build
+	$(BIN)/python benchmarks/real_node.py
+
 .PHONY: bench-cluster
 bench-cluster: $(INSTALLED) cluster-up ## operator benchmark on the local cluster (1,000 Jobs)
 	$(BIN)/python benchmarks/cluster.py
