@@ -27,7 +27,11 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "CRDs and namespace (Pod Security: restricted)"
 "${KUBECTL}" apply -f crds/
-"${KUBECTL}" wait --for=condition=Established crd --all --timeout=60s >/dev/null
+# a CRD just created may have no status yet, and `kubectl wait` then fails at once
+for _ in $(seq 1 60); do
+  "${KUBECTL}" wait --for=condition=Established crd --all --timeout=60s >/dev/null 2>&1 && break
+  sleep 1
+done
 "${KUBECTL}" get namespace "${NAMESPACE}" >/dev/null 2>&1 || "${KUBECTL}" create namespace "${NAMESPACE}"
 "${KUBECTL}" label --overwrite namespace "${NAMESPACE}" \
   pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest >/dev/null

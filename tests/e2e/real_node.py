@@ -77,8 +77,7 @@ def bring_up() -> Cluster:
     _script(CLUSTER_DIR / "up.sh", timeout=90 * 60)
     _script(ROOT / "hack" / "postgres" / "up.sh", timeout=300)
     cluster = Cluster(kubeconfig=KUBECONFIG, kubectl_path=bin_dir() / "kubectl")
-    cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    cluster.apply_crds(ROOT / "crds")
     node = json.loads(cluster.kubectl("get", "node", NODE_NAME, "-o", "json").stdout)
     images = {
         name for image in node["status"].get("images", []) for name in image.get("names") or []

@@ -216,3 +216,31 @@ def test_a_flows_own_warehouse_is_used_with_the_password_given_locally(
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert relations(server, database) == {"analytics.one": "BASE TABLE"}
     assert server.password not in ran.stdout + ran.stderr
+
+
+def test_a_target_of_the_users_own_profiles_yml_is_a_warehouse(
+    server: Postgres, database: str, tmp_path: Path
+) -> None:
+    """`--warehouse dbt-profiles:///…/profiles.yml?target=…`: dbt runs on that target as
+    the user wrote it (here dbt-postgres, its password from env_var), for any adapter."""
+    project = write_project(
+        tmp_path / "project",
+        {
+            "models/one.sql": "{{ config(materialized='table') }}\nselect 41 + 1 as answer",
+            "flow.yaml": "apiVersion: kascade.io/v1alpha1\nkind: Flow\nmetadata: {name: w}\n"
+            "spec:\n  nodes:\n    - name: all\n      transformation: {}\n",
+        },
+    )
+    profiles = write_dbt_profiles(server, database, tmp_path / "dbt")
+    text = (profiles / "profiles.yml").read_text().replace("target: dev", "target: other")
+    (profiles / "profiles.yml").write_text(text.replace("outputs:", "outputs:\n    other: {}"))
+    ran = kascade_run(
+        project / "flow.yaml",
+        f"dbt-profiles://{profiles}/profiles.yml?target=dev",
+        tmp_path / "state",
+        None,
+        {**os.environ, "PGPASSWORD": server.password},
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    with server.connect(database) as connection:
+        assert connection.execute("select answer from public.one").fetchone() == (42,)

@@ -356,3 +356,125 @@ def test_restricted_namespaces_refuse_what_task_pods_are_not(
     )
     assert refused.returncode != 0
     assert "violates PodSecurity" in refused.stderr
+
+
+def test_a_profiles_yml_from_a_secret_is_the_warehouse_of_real_pods(
+    cluster: Cluster, server: Postgres, namespace: str, tmp_path: Path
+) -> None:
+    """spec.warehouse type profiles: a whole dbt profiles.yml in a Secret (here with the
+    password written in it, as users of other adapters do), mounted by every task pod."""
+    project = write_project(
+        tmp_path / "project",
+        {
+            "models/one.sql": "{{ config(materialized='table') }}\nselect 41 + 1 as answer",
+            "models/two.sql": "select answer * 2 as double from {{ ref('one') }}",
+        },
+    )
+    with server.database() as database:
+        profiles = {
+            "analytics": {
+                "target": "prod",
+                "outputs": {
+                    "prod": {
+                        "type": "postgres", "host": NODE_HOST, "port": server.port,
+                        "user": USER, "password": server.password, "dbname": database,
+                        "schema": "marts", "threads": 4,
+                    }
+                },
+            }
+        }  # fmt: skip
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "dbt-profiles"},
+            "stringData": {"profiles.yml": yaml.safe_dump(profiles)},
+        }
+        apply(cluster, namespace, secret)
+        push(cluster, namespace, project, "duckdb:////kascade/work/warehouse.duckdb")
+        flow = on_the_node(
+            yaml.safe_load(
+                FLOW_HEADER + "metadata: {name: profiled}\nspec:\n"
+                "  project: {configMap: project}\n"
+                "  warehouse:\n    type: profiles\n"
+                "    profilesSecretRef: {name: dbt-profiles, key: profiles.yml}\n"
+                "  nodes:\n    - name: all\n      transformation: {}\n"
+            )
+        )
+        apply(cluster, namespace, flow)
+        with running_operator(cluster, namespace, tmp_path / "operator") as process:
+            ran = trigger("profiled", namespace)
+            assert ran.returncode == 0, ran.stderr[-3000:]
+        with server.connect(database) as connection:
+            assert connection.execute("select double from marts.two").fetchone() == (84,)
+        shown = ran.stdout + ran.stderr + process.log()
+        for kinds in ("configmaps", "flows", "runs", "tasks", "jobs", "events"):
+            shown += json.dumps(objects(cluster, namespace, kinds))
+        assert server.password not in shown
+
+
+def test_pod_settings_reach_the_real_pod(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    """Affinity (instead of a node selector) places the pod; a Secret volume and an
+    emptyDir are mounted where the flow says; the pod securityContext is the flow's."""
+    project = write_project(
+        tmp_path / "project",
+        {
+            "scripts/reader/__main__.py": (
+                "import json, os\n"
+                "greeting = open('/etc/extra/greeting').read()\n"
+                "open('/scratch/note', 'w').write(greeting)\n"
+                "with open(os.environ['KASCADE_OUTPUTS'], 'w') as out:\n"
+                "    json.dump({'greeting': greeting, 'uid': os.getuid(),\n"
+                "               'groups': sorted(os.getgroups())}, out)\n"
+            )
+        },
+    )
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "extra"},
+        "stringData": {"greeting": "hello from a volume"},
+    }
+    apply(cluster, namespace, secret)
+    push(cluster, namespace, project, "duckdb:////kascade/work/warehouse.duckdb")
+    real = {"key": "kascade.dev/node", "operator": "In", "values": ["real"]}
+    flow = yaml.safe_load(
+        FLOW_HEADER + "metadata: {name: settled}\nspec:\n  project: {configMap: project}\n"
+        "  nodes:\n    - {name: reader, script: {name: reader}}\n"
+    )
+    flow["spec"]["defaults"] = {
+        "tolerations": [
+            {"key": "kascade.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}
+        ],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [real]}]
+                }
+            }
+        },
+        "volumes": [
+            {"name": "extra", "secret": {"secretName": "extra"}},
+            {"name": "scratch", "emptyDir": {"sizeLimit": "16Mi"}},
+        ],
+        "volumeMounts": [
+            {"name": "extra", "mountPath": "/etc/extra", "readOnly": True},
+            {"name": "scratch", "mountPath": "/scratch"},
+        ],
+        "podSecurityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 4321,
+            "fsGroup": 4242,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    apply(cluster, namespace, flow)
+    with running_operator(cluster, namespace, tmp_path / "operator"):
+        ran = trigger("settled", namespace)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    task = tasks_by_id(cluster, namespace)["reader"]
+    outputs = task["status"]["outputs"]
+    assert outputs["greeting"] == "hello from a volume"
+    assert outputs["uid"] == 4321
+    assert 4242 in outputs["groups"]  # fsGroup
+    (pod,) = pods_of(cluster, namespace, task["status"]["attempts"][0]["jobName"])
+    assert pod["spec"]["nodeName"] == NODE_NAME

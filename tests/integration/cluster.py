@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,22 @@ class Cluster:
                 f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
             )
         return result
+
+    def apply_crds(self, directory: Path) -> None:
+        """Apply the CRDs of `directory` and wait until all are Established. A CRD just
+        created may have no status yet, which makes `kubectl wait` fail at once rather
+        than wait: try again until the deadline."""
+        self.kubectl("apply", "-f", str(directory))
+        deadline = time.monotonic() + 60
+        while True:
+            waited = self.kubectl(
+                "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s", check=False
+            )
+            if waited.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the CRDs were not Established:\n{waited.stderr}")
+            time.sleep(0.5)
 
     def api_client(self) -> client.ApiClient:
         return config.new_client_from_config(config_file=str(self.kubeconfig))

@@ -80,8 +80,7 @@ def cluster() -> Iterator[Cluster]:
             pytrace=False,
         )
     handle = Cluster(kubeconfig=KUBECONFIG, kubectl_path=bin_dir() / "kubectl")
-    handle.kubectl("apply", "-f", str(ROOT / "crds"))
-    handle.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    handle.apply_crds(ROOT / "crds")
     yield handle
     if not was_up and not os.environ.get("KASCADE_KEEP_CLUSTER"):
         _run("down.sh", timeout=300)

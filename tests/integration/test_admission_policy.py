@@ -379,6 +379,25 @@ def test_a_flow_may_hand_its_tasks_only_secrets_the_user_may_read(
     }
     message = refused(limited, ns, by_warehouse)
     assert f"you may not read Secret db in namespace {ns} (get on secrets/db)" in message
+    by_profiles = flow("by-profiles")
+    by_profiles["spec"]["warehouse"] = {
+        "type": "profiles",
+        "profilesSecretRef": {"name": "api", "key": "profiles.yml"},
+    }
+    message = refused(limited, ns, by_profiles)
+    assert f"you may not read Secret api in namespace {ns} (get on secrets/api)" in message
+    by_volume = flow(
+        "by-volume",
+        nodes=[
+            step(
+                "load",
+                volumes=[{"name": "certs", "secret": {"secretName": "db"}}],
+                volumeMounts=[{"name": "certs", "mountPath": "/certs"}],
+            )
+        ],
+    )
+    message = refused(limited, ns, by_volume)
+    assert f"you may not read Secret db in namespace {ns} (get on secrets/db)" in message
     # ConfigMaps are not checked.
     assert passes(
         limited, ns, flow("configs", defaults={"envFrom": [{"configMapRef": {"name": "x"}}]})
@@ -400,6 +419,8 @@ def test_a_flow_may_hand_its_tasks_only_secrets_the_user_may_read(
     assert passes(limited, ns, by_env) == "flow.kascade.io/by-env"
     assert passes(limited, ns, by_env_from) == "flow.kascade.io/by-env-from"
     assert passes(limited, ns, by_warehouse) == "flow.kascade.io/by-warehouse"
+    assert passes(limited, ns, by_profiles) == "flow.kascade.io/by-profiles"
+    assert passes(limited, ns, by_volume) == "flow.kascade.io/by-volume"
     assert passes(limited, ns, everything) == "flow.kascade.io/everything"
     assert passes(limited, ns, run("everything"))
     # ...and the admin passes with Secrets nobody granted it by name.
@@ -518,4 +539,7 @@ def test_the_largest_flows_fit_the_cost_budget(
     far_too_many = write(cluster, ns, only_references, dry=True)
     assert "the Flow references Secrets 20000 times, more than the 2000" in far_too_many.stderr
     too_long = write(cluster, ns, largest_flow(accounts, secrets, 100, 20_001), dry=True)
-    assert "the Flow has 20001 env and envFrom entries, more than the 20000" in too_long.stderr
+    assert (
+        "the Flow has 20001 env, envFrom and volumes entries, more than the 20000"
+        in too_long.stderr
+    )

@@ -90,7 +90,14 @@ def test_the_node_is_ready(cluster: Cluster):
         n.metadata.name: next(c.status for c in n.status.conditions if c.type == "Ready")
         for n in nodes
     }
-    assert ready == {"kwok-node-0": "True"}
+    # kwok's simulated node, and the real node (kubelet, containerd) tainted so that only
+    # pods that tolerate it run there
+    assert ready == {"kwok-node-0": "True", "kascade-node-0": "True"}
+    real = next(n for n in nodes if n.metadata.name == "kascade-node-0")
+    assert [(t.key, t.effect) for t in real.spec.taints] == [
+        ("kascade.dev/real-node", "NoSchedule")
+    ]
+    assert real.status.node_info.container_runtime_version.startswith("containerd://")
     version = cluster.kubectl("version", "-o", "yaml").stdout
     assert yaml.safe_load(version)["serverVersion"]["gitVersion"].startswith("v1.3")
 

@@ -135,7 +135,7 @@ def test_a_flows_warehouse_reaches_its_tasks_with_the_password_from_its_secret()
     [
         ({"type": "postgres", "host": "h"}, "a postgres warehouse needs database, user"),
         ({"type": "duckdb"}, "a duckdb warehouse needs path"),
-        ({"type": "mysql", "host": "h"}, "Input should be 'postgres' or 'duckdb'"),
+        ({"type": "mysql", "host": "h"}, "Input should be 'postgres', 'duckdb' or 'profiles'"),
         (
             {"type": "postgres", "host": "h", "database": "d", "user": "u", "password": "x"},
             "Extra inputs are not permitted",

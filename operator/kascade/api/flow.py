@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
+from kascade.api.affinity import Affinity
 from kascade.api.base import ApiModel, StatusModel
 from kascade.api.core import (
     LABEL_KEY,
@@ -41,6 +42,8 @@ from kascade.api.core import (
 from kascade.api.enums import ConcurrencyPolicy, Frequency, ParameterType, RunPhase, TriggerRule
 from kascade.api.markers import cel, unique_by_name
 from kascade.api.meta import DNS_SUBDOMAIN, GENERATION_MAX, Condition, NamedObjectMeta
+from kascade.api.podsecurity import PodSecurityContext
+from kascade.api.volumes import MAX_VOLUMES, Volume, VolumeMount
 from kascade.api.warehouse import Warehouse
 
 NodeSelectorValue = Annotated[
@@ -304,6 +307,28 @@ class TaskSettings(ApiModel):
         default=None,
         max_length=MAX_PULL_SECRETS,
         description="Secrets the kubelet pulls the task image with.",
+    )
+
+    affinity: Affinity | None = Field(
+        default=None, description="Node affinity, pod affinity and anti-affinity (core/v1)."
+    )
+    volumes: list[Volume] | None = Field(
+        default=None,
+        max_length=MAX_VOLUMES,
+        description="Volumes of the task pods (ConfigMap, Secret, PersistentVolumeClaim, "
+        "emptyDir, CSI); merged with the defaults' by name.",
+        json_schema_extra=unique_by_name(),
+    )
+    volume_mounts: list[VolumeMount] | None = Field(
+        default=None,
+        max_length=MAX_VOLUMES,
+        description="Where the task container mounts the volumes; merged with the defaults' "
+        "by mountPath.",
+    )
+    pod_security_context: PodSecurityContext | None = Field(
+        default=None,
+        description="Pod securityContext; replaces the restricted default (runAsNonRoot, "
+        "runAsUser 65532, seccomp RuntimeDefault).",
     )
 
     @field_validator("node_selector")
@@ -582,6 +607,27 @@ class FlowSpec(ApiModel):
         duplicates = sorted({name for name in params if params.count(name) > 1})
         if duplicates:
             raise ValueError(f"duplicate parameter name(s): {', '.join(duplicates)}")
+        return self
+
+    @model_validator(mode="after")
+    def _mounts_name_volumes(self) -> FlowSpec:
+        """Every volume mount of a task (its own or the defaults') names a volume it has."""
+        defaults = self.defaults or TaskSettings()
+        entries: list[tuple[str, TaskSettings]] = [
+            (f"nodes[{i}] ({node.name})", node) for i, node in enumerate(self.nodes)
+        ]
+        if self.hooks:
+            for event, hooks in self.hooks.by_event().items():
+                entries += [(f"hooks.{event}[{i}] ({h.name})", h) for i, h in enumerate(hooks)]
+        entries.append(("defaults", defaults))
+        for where, settings in entries:
+            volumes = {v.name for v in (defaults.volumes or []) + (settings.volumes or [])}
+            for mount in (defaults.volume_mounts or []) + (settings.volume_mounts or []):
+                if mount.name not in volumes:
+                    raise ValueError(
+                        f"{where}.volumeMounts: no volume named {mount.name!r} "
+                        f"(the mount at {mount.mount_path})"
+                    )
         return self
 
     def _named_entries(self) -> list[tuple[str, str]]:

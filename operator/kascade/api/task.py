@@ -71,6 +71,9 @@ class TaskSpec(TaskSettings):
     warehouse_password: SecretKeyRef | None = Field(
         default=None, description="The Secret key the task's PGPASSWORD comes from."
     )
+    warehouse_profiles: SecretKeyRef | None = Field(
+        default=None, description="The Secret key of the dbt profiles.yml the pod mounts."
+    )
 
 
 class Attempt(StatusModel):

@@ -1,7 +1,9 @@
 """A Flow's warehouse (`spec.warehouse`): where its dbt tasks build and its scripts find
 their tables. Absent: the embedded DuckDB default. PostgreSQL takes its connection
 settings here and its password only as a reference to a Secret key, which reaches the
-task pods as PGPASSWORD from `secretKeyRef` and appears nowhere else."""
+task pods as PGPASSWORD from `secretKeyRef` and appears nowhere else. Any other dbt
+adapter (installed in the task image) is a whole dbt profiles.yml held in a Secret, which
+the task pods mount read-only and dbt reads there."""
 
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ HOSTNAME = r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$"
 IDENTIFIER_LIKE = r"^[A-Za-z_][A-Za-z0-9_$-]*$"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _POSTGRES_NEEDS = ("host", "database", "user")
+PROFILES_DIR = "/kascade/profiles"
+"""Where a task pod mounts the Secret of a `profiles` warehouse (as profiles.yml)."""
+PROFILE_NAME = r"^[A-Za-z0-9_][-A-Za-z0-9_.]*$"
 
 
 class SecretKeyRef(ApiModel):
@@ -42,12 +47,17 @@ class Warehouse(ApiModel):
                 "a postgres warehouse needs host, database and user",
             ),
             ("self.type != 'duckdb' || has(self.path)", "a duckdb warehouse needs path"),
+            (
+                "(self.type == 'profiles') == has(self.profilesSecretRef)",
+                "a profiles warehouse needs profilesSecretRef, and only it takes one",
+            ),
         )
     )
 
-    type: Literal["postgres", "duckdb"] = Field(
-        description="The dbt adapter: postgres (dbt-postgres), or duckdb for a file the "
-        "task pods share through a volume."
+    type: Literal["postgres", "duckdb", "profiles"] = Field(
+        description="The dbt adapter: postgres (dbt-postgres); duckdb for a file the task "
+        "pods share through a volume; or profiles: a target of a whole dbt profiles.yml "
+        "from a Secret, for any adapter the task image holds."
     )
     host: str | None = Field(
         default=None, max_length=253, pattern=HOSTNAME, description="PostgreSQL server host."
@@ -74,6 +84,23 @@ class Warehouse(ApiModel):
         description="The Secret key holding the password; it reaches the task pods as "
         "PGPASSWORD and is never copied anywhere else.",
     )
+    profiles_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="profiles: the Secret key holding a whole dbt profiles.yml; the task "
+        f"pods mount it read-only at {PROFILES_DIR}/profiles.yml.",
+    )
+    profile: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=PROFILE_NAME,
+        description="profiles: the profile to use (default: the dbt project's `profile:`).",
+    )
+    target: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=PROFILE_NAME,
+        description="profiles: the target to use (default: the profile's `target:`).",
+    )
     path: str | None = Field(
         default=None,
         max_length=1024,
@@ -83,6 +110,10 @@ class Warehouse(ApiModel):
 
     @model_validator(mode="after")
     def _settings_of_its_type(self) -> Warehouse:
+        if (self.type == "profiles") != (self.profiles_secret_ref is not None):
+            raise ValueError("a profiles warehouse needs profilesSecretRef, and only it takes one")
+        if self.type == "profiles":
+            return self
         if self.type == "postgres":
             missing = [name for name in _POSTGRES_NEEDS if getattr(self, name) is None]
             if missing:
@@ -95,5 +126,9 @@ class Warehouse(ApiModel):
         """The warehouse as the URL tasks receive in KASCADE_WAREHOUSE (no password)."""
         if self.type == "duckdb":
             return "duckdb:///" + str(self.path)
+        if self.type == "profiles":
+            options = [f"{k}={v}" for k, v in (("profile", self.profile), ("target", self.target))]
+            chosen = "&".join(option for option in options if not option.endswith("=None"))
+            return f"dbt-profiles://{PROFILES_DIR}/profiles.yml" + (f"?{chosen}" if chosen else "")
         query = f"?schema={self.schema_}" + (f"&sslmode={self.sslmode}" if self.sslmode else "")
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}{query}"

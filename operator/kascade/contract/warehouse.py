@@ -1,7 +1,9 @@
 """Warehouse URLs as tasks receive them in $KASCADE_WAREHOUSE: `duckdb:///path` for the
 embedded default, `postgresql://user@host:port/database?schema=S&sslmode=M` for a
-PostgreSQL server. A URL never holds a password: it is shown in statuses, logs and
-`kascade plan`; the password reaches a task as PGPASSWORD (a Secret's key on a cluster)."""
+PostgreSQL server, `dbt-profiles:///path/profiles.yml?profile=P&target=T` for a target of
+a dbt profiles.yml (any dbt adapter installed beside kascade; dbt tasks only). A URL
+never holds a password: it is shown in statuses, logs and `kascade plan`; the password
+reaches a task as PGPASSWORD (a Secret's key on a cluster)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from kascade.contract import ContractError
 
-SCHEMES = ("duckdb", "postgresql", "postgres")
+PROFILES_SCHEME = "dbt-profiles"
+SCHEMES = ("duckdb", "postgresql", "postgres", PROFILES_SCHEME)
 POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 PASSWORD_ENV = "PGPASSWORD"
 _POSTGRES_OPTIONS = frozenset({"schema", "sslmode", "connect_timeout"})
@@ -46,8 +49,30 @@ def check_url(url: str) -> None:
         raise WarehouseURLError(f"unsupported warehouse URL {url!r} (supported: {known})")
     if scheme == "duckdb":
         duckdb_path(url)
+    elif scheme == PROFILES_SCHEME:
+        profiles_location(url)
     else:
         postgres_settings(url)
+
+
+def profiles_location(url: str) -> tuple[str, str | None, str | None]:
+    """The file, profile and target of a dbt-profiles:///path/profiles.yml URL (profile
+    and target optional: the project's profile and the profile's default target)."""
+    parsed = urlparse(url)
+    form = "dbt-profiles:///path/to/profiles.yml?profile=NAME&target=NAME"
+    if parsed.scheme != PROFILES_SCHEME or parsed.netloc or not parsed.path.startswith("/"):
+        raise WarehouseURLError(f"a dbt profiles URL looks like {form}, not {url!r}")
+    if "\x00" in parsed.path or parsed.path.endswith("/"):
+        raise WarehouseURLError(f"warehouse URL {url!r} names no profiles file")
+    options = parse_qs(parsed.query, keep_blank_values=True)
+    unknown = sorted(set(options) - {"profile", "target"})
+    if unknown:
+        raise WarehouseURLError(
+            f"warehouse URL {url!r}: unknown option `{unknown[0]}` (allowed: profile, target)"
+        )
+    profile = options.get("profile", [None])[-1] or None
+    target = options.get("target", [None])[-1] or None
+    return unquote(parsed.path), profile, target
 
 
 def postgres_settings(url: str) -> dict[str, Any]:

@@ -67,8 +67,8 @@ class Launch:
 
 
 def merged_settings(defaults: TaskSettings | None, node: TaskSettings) -> dict[str, Any]:
-    """A node's settings over the Flow's defaults (env by name, pod metadata by key), in
-    wire form."""
+    """A node's settings over the Flow's defaults (env and volumes by name, volume mounts by
+    mount path, pod metadata by key), in wire form."""
     base = defaults.to_wire() if defaults else {}
     own = TaskSettings.model_validate(node.model_dump(include=set(TaskSettings.model_fields)))
     mine = own.to_wire()
@@ -77,6 +77,11 @@ def merged_settings(defaults: TaskSettings | None, node: TaskSettings) -> dict[s
     env.update({var["name"]: var for var in mine.get("env", [])})
     if env:
         merged["env"] = list(env.values())
+    for listed, key in (("volumes", "name"), ("volumeMounts", "mountPath")):
+        if listed in base and listed in mine:
+            by_key = {item[key]: item for item in base[listed]}
+            by_key.update({item[key]: item for item in mine[listed]})
+            merged[listed] = list(by_key.values())
     if "podMetadata" in base and "podMetadata" in mine:
         merged["podMetadata"] = {
             key: {**base["podMetadata"].get(key, {}), **mine["podMetadata"].get(key, {})}
@@ -106,6 +111,8 @@ def task_settings(spec: FlowSpec, task: PlannedTask) -> dict[str, Any]:
         settings["warehouse"] = spec.warehouse.url()
         if spec.warehouse.password_secret_ref is not None:
             settings["warehousePassword"] = spec.warehouse.password_secret_ref.to_wire()
+        if spec.warehouse.profiles_secret_ref is not None:
+            settings["warehouseProfiles"] = spec.warehouse.profiles_secret_ref.to_wire()
     return settings
 
 

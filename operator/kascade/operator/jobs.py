@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kascade.api.warehouse import PROFILES_DIR
 from kascade.contract import env as contract_env
 from kascade.contract.archive import ARCHIVE_KEY
 from kascade.engine.launch import Launch
@@ -94,19 +95,35 @@ def job_body(attempt: ClusterAttempt, launch: Launch, default_image: str) -> dic
                 },
             }
         )
+    profiles = settings.get("warehouseProfiles")
+    if profiles:  # a `profiles` warehouse: the Secret's profiles.yml, read-only
+        container["volumeMounts"].append(
+            {"name": "warehouse-profiles", "mountPath": PROFILES_DIR, "readOnly": True}
+        )
+        volumes.append(
+            {
+                "name": "warehouse-profiles",
+                "secret": {
+                    "secretName": profiles["name"],
+                    "items": [{"key": profiles["key"], "path": "profiles.yml"}],
+                },
+            }
+        )
+    container["volumeMounts"].extend(settings.get("volumeMounts") or [])
+    volumes.extend(settings.get("volumes") or [])
     if settings.get("envFrom"):
         container["envFrom"] = settings["envFrom"]
     if settings.get("resources"):
         container["resources"] = settings["resources"]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "securityContext": RESTRICTED_POD,
+        "securityContext": settings.get("podSecurityContext") or RESTRICTED_POD,
         "containers": [container],
         "volumes": volumes,
     }
     if settings.get("serviceAccountName"):
         pod_spec["serviceAccountName"] = settings["serviceAccountName"]
-    for placement in ("nodeSelector", "tolerations", "imagePullSecrets"):
+    for placement in ("nodeSelector", "tolerations", "imagePullSecrets", "affinity"):
         if settings.get(placement):
             pod_spec[placement] = settings[placement]
     job_spec: dict[str, Any] = {

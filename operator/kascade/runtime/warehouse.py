@@ -190,6 +190,12 @@ def open_warehouse(url: str) -> Warehouse:
         return DuckDBWarehouse(duckdb_path(url))
     if scheme in contract_warehouse.POSTGRES_SCHEMES:
         return PostgresWarehouse(url)
+    if scheme == contract_warehouse.PROFILES_SCHEME:
+        raise WarehouseError(
+            f"warehouse {url!r} is a dbt profile: dbt tasks run on it, but kascade itself "
+            "reads and writes only duckdb:// and postgresql:// warehouses (connectors, "
+            "`kascade tables`)"
+        )
     raise WarehouseError(f"unsupported warehouse URL {url!r} (supported: duckdb://, postgresql://)")
 
 
