@@ -61,6 +61,13 @@ def summary(values: list[float]) -> str:
 
 
 def run_on_the_node(password: str, port: int, workdir: Path) -> tuple[float, list[dict[str, Any]]]:
+    kubectl("apply", "-f", str(ROOT / "crds"))
+    for _ in range(60):  # a CRD just created may have no status yet: wait fails at once
+        try:
+            kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+            break
+        except subprocess.CalledProcessError:
+            time.sleep(1)
     namespace = f"bench-real-{uuid.uuid4().hex[:5]}"
     db = namespace.replace("-", "_")
     database(password, port, db)

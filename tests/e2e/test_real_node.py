@@ -414,13 +414,14 @@ def test_a_profiles_yml_from_a_secret_is_the_warehouse_of_real_pods(
 
 def test_pod_settings_reach_the_real_pod(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
     """Affinity (instead of a node selector) places the pod; a Secret volume and an
-    emptyDir are mounted where the flow says; the pod securityContext is the flow's."""
+    emptyDir are mounted where the flow says; the pod securityContext is the flow's; a
+    podSpecPatch reaches the container and the pod."""
     project = write_project(
         tmp_path / "project",
         {
             "scripts/reader/__main__.py": (
                 "import json, os\n"
-                "greeting = open('/etc/extra/greeting').read()\n"
+                "greeting = open('/etc/extra/greeting').read() + os.environ['SUFFIX']\n"
                 "open('/scratch/note', 'w').write(greeting)\n"
                 "with open(os.environ['KASCADE_OUTPUTS'], 'w') as out:\n"
                 "    json.dump({'greeting': greeting, 'uid': os.getuid(),\n"
@@ -466,6 +467,11 @@ def test_pod_settings_reach_the_real_pod(cluster: Cluster, namespace: str, tmp_p
             "fsGroup": 4242,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
+        # what no field covers: strategic merge into the task container and the pod
+        "podSpecPatch": {
+            "containers": [{"name": "task", "env": [{"name": "SUFFIX", "value": "!"}]}],
+            "terminationGracePeriodSeconds": 7,
+        },
     }
     apply(cluster, namespace, flow)
     with running_operator(cluster, namespace, tmp_path / "operator"):
@@ -473,8 +479,39 @@ def test_pod_settings_reach_the_real_pod(cluster: Cluster, namespace: str, tmp_p
     assert ran.returncode == 0, ran.stderr[-3000:]
     task = tasks_by_id(cluster, namespace)["reader"]
     outputs = task["status"]["outputs"]
-    assert outputs["greeting"] == "hello from a volume"
+    assert outputs["greeting"] == "hello from a volume!"
     assert outputs["uid"] == 4321
     assert 4242 in outputs["groups"]  # fsGroup
     (pod,) = pods_of(cluster, namespace, task["status"]["attempts"][0]["jobName"])
     assert pod["spec"]["nodeName"] == NODE_NAME
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 7
+
+
+def test_a_wrong_password_fails_the_pod_with_the_servers_words(
+    cluster: Cluster, server: Postgres, namespace: str, tmp_path: Path
+) -> None:
+    project = write_project(tmp_path / "project", {"models/one.sql": "select 1 as x"})
+    flow = on_the_node(
+        yaml.safe_load(
+            FLOW_HEADER + "metadata: {name: locked}\nspec:\n  project: {configMap: project}\n"
+            "  nodes:\n    - name: all\n      transformation: {}\n"
+        )
+    )
+    with server.database() as database:
+        push(cluster, namespace, project, pod_url(server, database))
+        wrong = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "warehouse"},
+            "stringData": {"password": "not-the-password"},
+        }
+        apply(cluster, namespace, wrong)
+        flow["spec"]["warehouse"] = warehouse(server, database)
+        apply(cluster, namespace, flow)
+        with running_operator(cluster, namespace, tmp_path / "operator"):
+            ran = trigger("locked", namespace)
+    assert ran.returncode != 0
+    one = tasks_by_id(cluster, namespace)["one"]
+    assert one["status"]["phase"] == "FAILED"
+    assert 'password authentication failed for user "kascade"' in one["status"]["message"]
+    assert "not-the-password" not in json.dumps(objects(cluster, namespace, "tasks"))

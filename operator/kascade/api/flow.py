@@ -46,6 +46,8 @@ from kascade.api.podsecurity import PodSecurityContext
 from kascade.api.volumes import MAX_VOLUMES, Volume, VolumeMount
 from kascade.api.warehouse import Warehouse
 
+MAX_POD_SPEC_PATCH_FIELDS = 64
+
 NodeSelectorValue = Annotated[
     str, StringConstraints(max_length=LABEL_VALUE_MAX, pattern=LABEL_VALUE, strict=True)
 ]
@@ -329,6 +331,17 @@ class TaskSettings(ApiModel):
         default=None,
         description="Pod securityContext; replaces the restricted default (runAsNonRoot, "
         "runAsUser 65532, seccomp RuntimeDefault).",
+    )
+
+    pod_spec_patch: dict[str, Any] | None = Field(
+        default=None,
+        max_length=MAX_POD_SPEC_PATCH_FIELDS,
+        description="A partial core/v1 PodSpec merged into the task pods' spec with "
+        "strategic-merge rules (containers by name, env by name, volumeMounts by "
+        "mountPath; null removes; $patch: delete/replace), for what the fields above do "
+        "not cover, e.g. {containers: [{name: task, ports: [{containerPort: 8080}]}]}. "
+        "A node's patch replaces the defaults'; the API server checks the result when it "
+        "creates the Job.",
     )
 
     @field_validator("node_selector")

@@ -24,6 +24,7 @@ from kascade.engine.dbtvars import missing_var_message
 from kascade.engine.jinjanames import DbtNames, free_calls, literal_vars, unknown_call
 from kascade.engine.parameters import convert
 from kascade.engine.plan import Plan
+from kascade.engine.podpatch import PodPatchError, patch_pod_spec
 from kascade.engine.project import Project, Resource
 from kascade.engine.sqlscan import (
     MODEL_ENVIRONMENT,
@@ -56,6 +57,31 @@ def flow_problems(flow: Flow, plan: Plan) -> list[str]:
     run = sample_run(flow)
     params, problems = _parameter_values(flow.spec, run)
     problems += template_problems(flow.spec, sample_context(run, params, plan))
+    return problems + pod_patch_problems(flow.spec)
+
+
+_SAMPLE_POD: dict[str, Any] = {
+    "containers": [{"name": "task", "env": [], "volumeMounts": []}],
+    "volumes": [],
+}
+
+
+def pod_patch_problems(spec: FlowSpec) -> list[str]:
+    """podSpecPatch entries whose directives or merge keys cannot be applied."""
+    places: list[tuple[str, Any]] = [("spec.defaults", spec.defaults)]
+    places += [(f"spec.nodes[{i}] ({n.name})", n) for i, n in enumerate(spec.nodes)]
+    if spec.hooks:
+        for event, hooks in spec.hooks.by_event().items():
+            places += [(f"spec.hooks.{event}[{i}] ({h.name})", h) for i, h in enumerate(hooks)]
+    problems = []
+    for where, settings in places:
+        patch = settings.pod_spec_patch if settings is not None else None
+        if patch is None:
+            continue
+        try:
+            patch_pod_spec(_SAMPLE_POD, patch)
+        except PodPatchError as err:
+            problems.append(f"{where}.{err}")
     return problems
 
 

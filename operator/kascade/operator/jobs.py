@@ -11,6 +11,7 @@ from kascade.api.warehouse import PROFILES_DIR
 from kascade.contract import env as contract_env
 from kascade.contract.archive import ARCHIVE_KEY
 from kascade.engine.launch import Launch
+from kascade.engine.podpatch import patch_pod_spec
 from kascade.operator.labels import ATTEMPT, TASK_ID, owner_reference, task_labels
 
 WORK_DIR = "/kascade/work"
@@ -126,6 +127,8 @@ def job_body(attempt: ClusterAttempt, launch: Launch, default_image: str) -> dic
     for placement in ("nodeSelector", "tolerations", "imagePullSecrets", "affinity"):
         if settings.get(placement):
             pod_spec[placement] = settings[placement]
+    if settings.get("podSpecPatch"):  # last: it may change anything above
+        pod_spec = patch_pod_spec(pod_spec, settings["podSpecPatch"])
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,
         "template": {
