@@ -35,7 +35,7 @@ case "${1:-}" in
   --print-tag) echo "${TAG}"; exit 0 ;;
 esac
 
-hash_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
+hash_of() { cat "$@" | sha256sum | cut -c1-16; }  # contents only: the same in any clone
 BASE_KEY="$(hash_of "${HERE}/build.sh" "${ROOT}/pyproject.toml")"
 SOURCE_KEY="$(cd "${ROOT}" && find operator/kascade -type f \( -name '*.py' -o -name py.typed \) -print0 \
   | sort -z | xargs -0 sha256sum | cat - pyproject.toml README.md runtime-image/Dockerfile \
