@@ -627,11 +627,8 @@ class FlowSpec(ApiModel):
         """Every volume mount of a task (its own or the defaults') names a volume it has."""
         defaults = self.defaults or TaskSettings()
         entries: list[tuple[str, TaskSettings]] = [
-            (f"nodes[{i}] ({node.name})", node) for i, node in enumerate(self.nodes)
+            (f"{where} ({step.name})", step) for where, step in self.steps()
         ]
-        if self.hooks:
-            for event, hooks in self.hooks.by_event().items():
-                entries += [(f"hooks.{event}[{i}] ({h.name})", h) for i, h in enumerate(hooks)]
         entries.append(("defaults", defaults))
         for where, settings in entries:
             volumes = {v.name for v in (defaults.volumes or []) + (settings.volumes or [])}
@@ -644,11 +641,17 @@ class FlowSpec(ApiModel):
         return self
 
     def _named_entries(self) -> list[tuple[str, str]]:
-        entries = [(f"nodes[{i}]", node.name) for i, node in enumerate(self.nodes)]
+        return [(where, step.name) for where, step in self.steps()]
+
+    def steps(self) -> list[tuple[str, Node | HookNode]]:
+        """Every node and hook with its place in the spec: `nodes[2]`, `hooks.onFailure[0]`."""
+        steps: list[tuple[str, Node | HookNode]] = [
+            (f"nodes[{i}]", node) for i, node in enumerate(self.nodes)
+        ]
         if self.hooks:
             for event, hooks in self.hooks.by_event().items():
-                entries += [(f"hooks.{event}[{i}]", hook.name) for i, hook in enumerate(hooks)]
-        return entries
+                steps += [(f"hooks.{event}[{i}]", hook) for i, hook in enumerate(hooks)]
+        return steps
 
 
 class RunSummary(StatusModel):

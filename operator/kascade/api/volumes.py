@@ -19,15 +19,18 @@ from kascade.api.core import (
 )
 from kascade.api.markers import cel
 from kascade.api.meta import DNS_LABEL, DNS_SUBDOMAIN, DNS_SUBDOMAIN_MAX
+from kascade.api.warehouse import PROFILES_DIR
 
 MAX_VOLUMES = 20
 MAX_ITEMS = 50
 PATH_MAX = 4096
 MODE_MAX = 0o777
-RESERVED_VOLUMES = ("work", "tmp", "project", "warehouse-profiles")
+PROFILES_VOLUME = "warehouse-profiles"
+"""The volume of a `profiles` warehouse's profiles.yml (mounted at PROFILES_DIR)."""
+RESERVED_VOLUMES = ("work", "tmp", "project", PROFILES_VOLUME)
 """The task pod's own volumes (operator/jobs.py): its work dir, /tmp, the project, a
 `profiles` warehouse's profiles.yml."""
-RESERVED_MOUNT_PATHS = ("/kascade/work", "/tmp", "/kascade/archive", "/kascade/profiles")
+RESERVED_MOUNT_PATHS = ("/kascade/work", "/tmp", "/kascade/archive", PROFILES_DIR)
 SOURCES = ("configMap", "secret", "persistentVolumeClaim", "emptyDir", "csi")
 
 

@@ -69,10 +69,7 @@ _SAMPLE_POD: dict[str, Any] = {
 def pod_patch_problems(spec: FlowSpec) -> list[str]:
     """podSpecPatch entries whose directives or merge keys cannot be applied."""
     places: list[tuple[str, Any]] = [("spec.defaults", spec.defaults)]
-    places += [(f"spec.nodes[{i}] ({n.name})", n) for i, n in enumerate(spec.nodes)]
-    if spec.hooks:
-        for event, hooks in spec.hooks.by_event().items():
-            places += [(f"spec.hooks.{event}[{i}] ({h.name})", h) for i, h in enumerate(hooks)]
+    places += [(f"spec.{where} ({step.name})", step) for where, step in spec.steps()]
     problems = []
     for where, settings in places:
         patch = settings.pod_spec_patch if settings is not None else None

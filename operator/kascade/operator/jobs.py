@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kascade.api.volumes import PROFILES_VOLUME
 from kascade.api.warehouse import PROFILES_DIR
 from kascade.contract import env as contract_env
 from kascade.contract.archive import ARCHIVE_KEY
@@ -99,11 +100,11 @@ def job_body(attempt: ClusterAttempt, launch: Launch, default_image: str) -> dic
     profiles = settings.get("warehouseProfiles")
     if profiles:  # a `profiles` warehouse: the Secret's profiles.yml, read-only
         container["volumeMounts"].append(
-            {"name": "warehouse-profiles", "mountPath": PROFILES_DIR, "readOnly": True}
+            {"name": PROFILES_VOLUME, "mountPath": PROFILES_DIR, "readOnly": True}
         )
         volumes.append(
             {
-                "name": "warehouse-profiles",
+                "name": PROFILES_VOLUME,
                 "secret": {
                     "secretName": profiles["name"],
                     "items": [{"key": profiles["key"], "path": "profiles.yml"}],
