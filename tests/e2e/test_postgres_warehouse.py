@@ -78,6 +78,23 @@ def contents(server: Postgres, database: str, relation: str) -> Counter[tuple[An
         return Counter(connection.execute(query).fetchall())
 
 
+def assert_what_dbt_build_leaves(server: Postgres, database: str, tmp_path: Path) -> dict[str, str]:
+    """`database` holds the example's 17 relations with exactly the rows `dbt build` of
+    the same project leaves in a database of its own on the same server; returns them."""
+    with server.database() as theirs_database:
+        theirs = copy_shop(tmp_path / "dbt")
+        profiles = write_dbt_profiles(server, theirs_database, tmp_path / "profiles")
+        dbt_build(theirs, profiles, env={**os.environ, "PGPASSWORD": server.password})
+        found = relations(server, database)
+        assert found == relations(server, theirs_database)
+        assert len(found) == 17
+        for relation in found:
+            assert contents(server, database, relation) == contents(
+                server, theirs_database, relation
+            ), relation
+    return found
+
+
 def test_the_example_leaves_what_dbt_build_leaves_and_shows_no_password(
     server: Postgres, database: str, tmp_path: Path
 ) -> None:
@@ -89,19 +106,9 @@ def test_the_example_leaves_what_dbt_build_leaves_and_shows_no_password(
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert json.loads(ran.stdout)["phase"] == "SUCCEEDED"
 
-    with server.database() as theirs_database:
-        theirs = copy_shop(tmp_path / "dbt")
-        profiles = write_dbt_profiles(server, theirs_database, tmp_path / "profiles")
-        dbt_build(theirs, profiles, env={**os.environ, "PGPASSWORD": server.password})
-        found = relations(server, database)
-        assert found == relations(server, theirs_database)
-        assert len(found) == 17
-        assert "public_intermediate.int_order_lines" in found  # dbt's custom schema
-        assert found["public.product_sales"] == "BASE TABLE"  # the alias
-        for relation in found:
-            assert contents(server, database, relation) == contents(
-                server, theirs_database, relation
-            ), relation
+    found = assert_what_dbt_build_leaves(server, database, tmp_path)
+    assert "public_intermediate.int_order_lines" in found  # dbt's custom schema
+    assert found["public.product_sales"] == "BASE TABLE"  # the alias
 
     shown = ran.stdout + ran.stderr
     for path in state.rglob("*"):

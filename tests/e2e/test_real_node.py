@@ -33,10 +33,10 @@ from tests.e2e.real_node import (
     tear_down,
     terminated,
 )
-from tests.e2e.test_dbt_build_parity import copy_shop, dbt_build
-from tests.e2e.test_postgres_warehouse import contents, relations
+from tests.e2e.test_dbt_build_parity import copy_shop
+from tests.e2e.test_postgres_warehouse import assert_what_dbt_build_leaves
 from tests.integration.cluster import Cluster
-from tests.postgres import USER, Postgres, running_server, write_dbt_profiles
+from tests.postgres import USER, Postgres, running_server
 from tests.projects import write_project
 
 FLOW_HEADER = "apiVersion: kascade.io/v1alpha1\nkind: Flow\n"
@@ -149,17 +149,7 @@ def test_the_example_runs_in_real_pods_and_leaves_what_dbt_build_leaves(
         assert password_env["valueFrom"]["secretKeyRef"] == {"name": "warehouse", "key": "password"}
 
         # what `dbt build` of the same project leaves on the same server
-        with server.database() as theirs_database:
-            theirs = copy_shop(tmp_path / "dbt")
-            profiles = write_dbt_profiles(server, theirs_database, tmp_path / "profiles")
-            dbt_build(theirs, profiles, env={**os.environ, "PGPASSWORD": server.password})
-            found = relations(server, database)
-            assert found == relations(server, theirs_database)
-            assert len(found) == 17
-            for relation in found:
-                assert contents(server, database, relation) == contents(
-                    server, theirs_database, relation
-                ), relation
+        assert_what_dbt_build_leaves(server, database, tmp_path)
 
         # the password is in no record, Event, log or output
         assert "OK created" in logs.stdout or "OK inserted" in logs.stdout, logs.stdout[-2000:]
